@@ -1,0 +1,83 @@
+"""Regenerate gen/ from proto/: Python stubs, mypy stubs and Envoy's descriptor set.
+
+Generated code is never edited by hand; `./fit gen --check` (run in CI) fails when gen/ is not
+what proto/ produces.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from devtools.paths import GEN_DESCRIPTORS, GEN_PYTHON, PROTO, ROOT, THIRD_PARTY, VENV_BIN
+
+
+def proto_files() -> list[Path]:
+    return sorted(PROTO.rglob("*.proto"))
+
+
+def generate(out_root: Path) -> None:
+    """Generate everything into out_root (laid out like gen/)."""
+    py_out = out_root / "python"
+    desc_out = out_root / "descriptors"
+    py_out.mkdir(parents=True, exist_ok=True)
+    desc_out.mkdir(parents=True, exist_ok=True)
+    files = [str(p.relative_to(PROTO)) for p in proto_files()]
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO}",
+        f"-I{THIRD_PARTY}",
+        f"--python_out={py_out}",
+        f"--grpc_python_out={py_out}",
+        f"--mypy_out={py_out}",
+        f"--mypy_grpc_out={py_out}",
+        "--include_imports",
+        "--include_source_info",
+        f"--descriptor_set_out={desc_out / 'fitco.binpb'}",
+        *files,
+    ]
+    subprocess.run(cmd, check=True, cwd=PROTO, env=env)  # noqa: S603
+    # Packages mirror the proto tree, so generated imports (`from fitco.catalog.v1 import ...`)
+    # work as they are. Regular packages (with __init__.py) keep mypy and tools simple.
+    for directory in [py_out / "fitco", *(p for p in (py_out / "fitco").rglob("*") if p.is_dir())]:
+        (directory / "__init__.py").touch()
+    (py_out / "fitco" / "py.typed").touch()
+
+
+def _diff(a: Path, b: Path) -> list[str]:
+    problems: list[str] = []
+    cmp = filecmp.dircmp(a, b, ignore=["__pycache__"])
+    problems += [f"only in proto output: {a / n}" for n in cmp.left_only]
+    problems += [f"stale in gen/: {b / n}" for n in cmp.right_only]
+    for name in cmp.common_files:
+        if (a / name).read_bytes() != (b / name).read_bytes():
+            problems.append(f"differs: {b / name}")
+    for sub in cmp.common_dirs:
+        problems += _diff(a / sub, b / sub)
+    return problems
+
+
+def run(check: bool) -> int:
+    if not check:
+        shutil.rmtree(GEN_PYTHON, ignore_errors=True)
+        shutil.rmtree(GEN_DESCRIPTORS, ignore_errors=True)
+        generate(GEN_PYTHON.parent)
+        print(f"generated {GEN_PYTHON.relative_to(ROOT)} and {GEN_DESCRIPTORS.relative_to(ROOT)}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(Path(tmp))
+        problems = _diff(Path(tmp) / "python", GEN_PYTHON)
+        problems += _diff(Path(tmp) / "descriptors", GEN_DESCRIPTORS)
+    if problems:
+        print("gen/ has drifted from proto/ (run ./fit gen):", *problems, sep="\n  ")
+        return 1
+    print("gen/ matches proto/")
+    return 0
