@@ -1,0 +1,139 @@
+"""Building, running and gracefully stopping a gRPC server with the shared plumbing:
+health (with a readiness probe), reflection, the interceptor, metrics, signal handling.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from fitcore.auth import TokenVerifier
+from fitcore.config import Env
+from fitcore.interceptor import AccessPolicy, ServerInterceptor
+
+log = logging.getLogger("fitcore.server")
+
+Registrar = Callable[[grpc.Server], None]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    address: str
+    max_workers: int
+    grace_seconds: float
+    drain_seconds: float
+    metrics_port: int
+    readiness_interval: float
+
+    @classmethod
+    def from_env(cls, env: Env, prefix: str, default_address: str) -> ServerSettings:
+        return cls(
+            address=env.get_str(f"{prefix}_ADDR", default_address),
+            max_workers=env.get_int(f"{prefix}_WORKERS", 16),
+            grace_seconds=env.get_float(f"{prefix}_GRACE_SECONDS", 10.0),
+            drain_seconds=env.get_float(f"{prefix}_DRAIN_SECONDS", 0.0),
+            metrics_port=env.get_int(f"{prefix}_METRICS_PORT", 0),
+            readiness_interval=env.get_float(f"{prefix}_READINESS_INTERVAL", 2.0),
+        )
+
+
+class Service:
+    """A running gRPC server with health, reflection and graceful shutdown."""
+
+    def __init__(
+        self,
+        *,
+        settings: ServerSettings,
+        service_names: Sequence[str],
+        register: Iterable[Registrar],
+        policy: AccessPolicy,
+        verifier: TokenVerifier,
+        readiness: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.settings = settings
+        self._names = list(service_names)
+        self._readiness = readiness
+        self._stopping = threading.Event()
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+            interceptors=[ServerInterceptor(policy, verifier)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ],
+        )
+        for reg in register:
+            reg(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = self.server.add_insecure_port(settings.address)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {settings.address}")
+        self._watcher: threading.Thread | None = None
+
+    def _set_all(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in ["", *self._names]:
+            self.health.set(name, status)
+
+    def check_readiness(self) -> bool:
+        try:
+            ready = bool(self._readiness())
+        except Exception:
+            log.exception("readiness check failed")
+            ready = False
+        if not self._stopping.is_set():
+            serving = health_pb2.HealthCheckResponse.SERVING
+            self._set_all(serving if ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+        return ready
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.settings.readiness_interval):
+            self.check_readiness()
+
+    def start(self) -> None:
+        self.check_readiness()
+        self.server.start()
+        if self.settings.metrics_port:
+            start_http_server(self.settings.metrics_port, addr="127.0.0.1")
+        self._watcher = threading.Thread(target=self._watch, name="readiness", daemon=True)
+        self._watcher.start()
+        log.info("serving", extra={"address": self.settings.address, "port": self.port})
+
+    def stop(self) -> None:
+        """Graceful: report NOT_SERVING, let load balancers notice, finish in-flight RPCs."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self.health.enter_graceful_shutdown()
+        if self.settings.drain_seconds > 0:
+            threading.Event().wait(self.settings.drain_seconds)
+        self.server.stop(self.settings.grace_seconds).wait()
+        log.info("stopped")
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        done = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal received, shutting down", extra={"signal": signum})
+            done.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        done.wait()
+        self.stop()

@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: parse the request, call the domain, build the response."""

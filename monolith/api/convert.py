@@ -1,0 +1,122 @@
+"""Domain views to contract messages and back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fitco.history.v1 import history_pb2
+from fitco.user.v1 import user_pb2
+from google.protobuf import timestamp_pb2
+
+from monolith.domain.accounts import MetricView, PreferencesView, ProfileView, UserView
+from monolith.domain.history import EntryView, ServedWodView, WodItemView
+
+
+def ts(moment: datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(moment.astimezone(UTC))
+    return out
+
+
+def opt_time(message: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
+    if not present:
+        return None
+    return message.ToDatetime(tzinfo=UTC)
+
+
+def user(view: UserView) -> user_pb2.User:
+    return user_pb2.User(
+        id=view.id,
+        email=view.email,
+        name=view.name,
+        role=view.role,
+        created_at=ts(view.created_at),
+    )
+
+
+def profile(view: ProfileView) -> user_pb2.Profile:
+    return user_pb2.Profile(
+        email=view.email,
+        name=view.name,
+        weight=view.weight,
+        height=view.height,
+        fitness_goal=view.fitness_goal,
+        onboarded=view.onboarded,
+        birth_year=view.birth_year,
+        sex=view.sex,
+        experience=view.experience,
+    )
+
+
+def metric(view: MetricView) -> user_pb2.BodyMetric:
+    return user_pb2.BodyMetric(
+        id=view.id,
+        measured_at=ts(view.measured_at),
+        weight_kg=view.weight_kg,
+        body_fat_percent=view.body_fat_percent,
+        waist_cm=view.waist_cm,
+        resting_heart_rate=view.resting_heart_rate,
+        note=view.note,
+    )
+
+
+def preferences(view: PreferencesView) -> user_pb2.Preferences:
+    return user_pb2.Preferences(
+        equipment=view.equipment,
+        training_days_per_week=view.training_days_per_week,
+        session_minutes=view.session_minutes,
+        avoid_muscle_group_ids=view.avoid_muscle_group_ids,
+    )
+
+
+def entry(view: EntryView) -> history_pb2.HistoryEntry:
+    return history_pb2.HistoryEntry(
+        id=view.id,
+        exercise_id=view.exercise_id,
+        exercise_name=view.exercise_name,
+        performed_at=ts(view.performed_at),
+        day=view.day.isoformat(),
+        sets=view.sets,
+        reps=view.reps,
+        weight_kg=view.weight_kg,
+        duration_seconds=view.duration_seconds,
+        note=view.note,
+        source=view.source,
+        wod_id=view.wod_id,
+    )
+
+
+def wod_item(item: WodItemView) -> history_pb2.WodItem:
+    return history_pb2.WodItem(
+        exercise_id=item.exercise_id,
+        position=item.position,
+        sets=item.sets,
+        reps=item.reps,
+        weight_kg=item.weight_kg,
+        duration_seconds=item.duration_seconds,
+        rest_seconds=item.rest_seconds,
+        reason=item.reason,
+    )
+
+
+def served_wod(view: ServedWodView) -> history_pb2.ServedWod:
+    return history_pb2.ServedWod(
+        id=view.id,
+        day=view.day.isoformat(),
+        implementation=view.implementation,
+        generated_at=ts(view.generated_at),
+        items=[wod_item(i) for i in view.items],
+    )
+
+
+def wod_item_view(msg: history_pb2.WodItem, position: int) -> WodItemView:
+    return WodItemView(
+        exercise_id=msg.exercise_id,
+        position=position,
+        sets=msg.sets,
+        reps=msg.reps,
+        weight_kg=msg.weight_kg,
+        duration_seconds=msg.duration_seconds,
+        rest_seconds=msg.rest_seconds,
+        reason=msg.reason,
+    )

@@ -1,0 +1,1 @@
+"""Plain domain code of the monolith: no gRPC in here."""
