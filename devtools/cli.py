@@ -3,27 +3,122 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+from collections.abc import Callable
 
-from devtools import gen
+from devtools import gen, postgres
+from devtools.paths import ROOT, VENV_BIN
+
+
+def _run(*cmd: str, env: dict[str, str] | None = None) -> int:
+    print(f"$ {' '.join(cmd)}", flush=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    return gen.run(check=args.check)
+
+
+def _breaking() -> int:
+    """buf breaking against the previous commit (when it already had contracts)."""
+    has_prev = subprocess.run(
+        ["git", "cat-file", "-e", "HEAD~1:buf.yaml"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if has_prev.returncode != 0:
+        print("buf breaking: no previous commit with contracts, nothing to compare")
+        return 0
+    return _run(str(VENV_BIN / "buf"), "breaking", "--against", ".git#ref=HEAD~1")
+
+
+def cmd_check(_args: argparse.Namespace) -> int:
+    """Static checks: generated code, contracts, lint, format, types."""
+    steps: list[Callable[[], int]] = [
+        lambda: gen.run(check=True),
+        lambda: _run(str(VENV_BIN / "buf"), "lint"),
+        _breaking,
+        lambda: _run(str(VENV_BIN / "ruff"), "check", "."),
+        lambda: _run(str(VENV_BIN / "ruff"), "format", "--check", "."),
+        lambda: _run(str(VENV_BIN / "mypy")),
+    ]
+    failed = 0
+    for step in steps:
+        failed |= step() != 0
+    print("check: FAILED" if failed else "check: all green")
+    return int(failed)
+
+
+def _postgres_env() -> dict[str, str]:
+    env = dict(os.environ)
+    ci = env.get("CI", "").lower() in ("1", "true", "yes")
+    if ci:
+        env["FITCO_REQUIRE_POSTGRES"] = "1"
+    if env.get("FITCO_TEST_POSTGRES_URL") or env.get("FITCO_SKIP_POSTGRES") == "1":
+        return env
+    try:
+        env["FITCO_TEST_POSTGRES_URL"] = postgres.ensure(install_if_missing=True)
+        print(f"test: PostgreSQL at {env['FITCO_TEST_POSTGRES_URL']}")
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        if ci:
+            raise
+        print(f"test: no PostgreSQL ({exc}); its tests will be skipped", file=sys.stderr)
+    return env
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    env = _postgres_env()
+    return _run(str(VENV_BIN / "python"), "-m", "pytest", *args.pytest_args, env=env)
+
+
+def cmd_postgres(_args: argparse.Namespace) -> int:
+    print(postgres.ensure(install_if_missing=True))
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    return _run(str(VENV_BIN / "python"), "-m", "monolith", "migrate")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from devtools import mesh
+
+    return mesh.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./fit", description="The Fit Company developer commands")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("help", help="show this help")
-    p_gen = sub.add_parser("gen", help="regenerate gen/ from proto/")
-    p_gen.add_argument("--check", action="store_true", help="fail if gen/ is out of date")
+    p = sub.add_parser("run", aliases=["up"], help="set up and run the system locally")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("test", help="run the test suite (starts a local PostgreSQL)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    p.set_defaults(func=cmd_test)
+    p = sub.add_parser("check", help="gen drift, buf lint/breaking, ruff, mypy")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("gen", help="regenerate gen/ from proto/")
+    p.add_argument("--check", action="store_true", help="fail if gen/ is out of date")
+    p.set_defaults(func=cmd_gen)
+    p = sub.add_parser("migrate", help="upgrade the database schema (DATABASE_URL) to head")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("postgres", help="install/start a local PostgreSQL and print its URL")
+    p.set_defaults(func=cmd_postgres)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
-    if args.command in (None, "help"):
+    args, extra = parser.parse_known_args(argv if argv is not None else sys.argv[1:])
+    if extra and getattr(args, "func", None) is not cmd_test:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.pytest_args = [*extra, *args.pytest_args]
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
         parser.print_help()
         return 0
-    if args.command == "gen":
-        return gen.run(check=args.check)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return func(args)

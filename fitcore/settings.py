@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fitcore.auth import TokenSettings
 from fitcore.clock import Clock, FileClock, SystemClock
 from fitcore.config import ConfigError, Env, is_production
@@ -21,6 +23,4 @@ def clock_from_env(env: Env) -> Clock:
         return SystemClock()
     if is_production(env):
         raise ConfigError("FITCO_TEST_CLOCK_FILE is for tests only, not production")
-    from pathlib import Path
-
     return FileClock(Path(path))

@@ -73,6 +73,7 @@ def database_url(env: Env) -> str:
 class Monolith:
     service: Service
     db: Database
+    legacy: LegacyWod
 
     @property
     def port(self) -> int:
@@ -130,4 +131,4 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         verifier=TokenVerifier(load_public_key(env), tokens),
         readiness=ready,
     )
-    return Monolith(service, db)
+    return Monolith(service, db, legacy)

@@ -166,8 +166,6 @@ class HistoryRow(Base):
     rest_seconds: Mapped[int] = mapped_column(Integer, default=0)
     note: Mapped[str] = mapped_column(String(500), default="")
     source: Mapped[str] = mapped_column(String(16))
-    wod_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("served_wods.id", ondelete="CASCADE")
-    )
+    wod_id: Mapped[int | None] = mapped_column(Id, ForeignKey("served_wods.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

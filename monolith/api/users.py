@@ -14,10 +14,12 @@ from monolith.api import convert
 from monolith.domain.accounts import Accounts, MetricInput, PreferencesView, ProfileChanges
 from monolith.domain.catalog import Catalog
 
+TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+
 
 def _credentials_from_body(content_type: str, data: bytes) -> tuple[str, str]:
     """The legacy token endpoint takes JSON or an OAuth2 password-grant form."""
-    kind = content_type.split(";")[0].strip().lower()
+    kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":
         try:
             form = parse_qs(data.decode("utf-8"), keep_blank_values=True)
@@ -54,7 +56,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return user_pb2.RegisterUserResponse(
             user=convert.user(view),
             access_token=grant.access_token,
-            token_type="bearer",
+            token_type=TOKEN_TYPE,
             expires_in=grant.expires_in,
         )
 
@@ -64,7 +66,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         grant = self._accounts.login(request.email, request.password)
         return user_pb2.LoginResponse(
             access_token=grant.access_token,
-            token_type="bearer",
+            token_type=TOKEN_TYPE,
             expires_in=grant.expires_in,
             onboarded=grant.onboarded,
         )
@@ -76,7 +78,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         grant = self._accounts.login(email, password)
         return user_pb2.IssueTokenResponse(
             access_token=grant.access_token,
-            token_type="bearer",
+            token_type=TOKEN_TYPE,
             expires_in=grant.expires_in,
             onboarded=grant.onboarded,
         )
@@ -84,9 +86,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def BootstrapAdmin(
         self, request: user_pb2.BootstrapAdminRequest, context: grpc.ServicerContext
     ) -> user_pb2.BootstrapAdminResponse:
-        key = next(
-            (str(v) for k, v in context.invocation_metadata() if k == "x-bootstrap-key"), ""
-        )
+        key = next((str(v) for k, v in context.invocation_metadata() if k == "x-bootstrap-key"), "")
         account = self._accounts.bootstrap_admin(key, request.email, request.name)
         return user_pb2.BootstrapAdminResponse(
             id=account.user.id,
@@ -158,9 +158,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             current_principal().user_id,
             MetricInput(
                 weight_kg=request.weight_kg,
-                measured_at=convert.opt_time(
-                    request.measured_at, request.HasField("measured_at")
-                ),
+                measured_at=convert.opt_time(request.measured_at, request.HasField("measured_at")),
                 body_fat_percent=request.body_fat_percent,
                 waist_cm=request.waist_cm,
                 resting_heart_rate=request.resting_heart_rate,

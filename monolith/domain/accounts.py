@@ -258,7 +258,9 @@ class Accounts:
         return row
 
     def _grant(self, user: UserRow, onboarded: bool) -> TokenGrant:
-        token = self._issuer.issue(user_id=user.id, email=user.email, name=user.name, role=user.role)
+        token = self._issuer.issue(
+            user_id=user.id, email=user.email, name=user.name, role=user.role
+        )
         return TokenGrant(token, self._issuer.ttl_seconds, onboarded)
 
     def register(self, email: str, name: str, password: str) -> tuple[UserView, TokenGrant]:

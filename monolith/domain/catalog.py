@@ -59,7 +59,9 @@ def load_snapshot(db: Database) -> CatalogSnapshot:
         groups = list(s.scalars(select(MuscleGroupRow).order_by(MuscleGroupRow.id)))
         rows = list(
             s.scalars(
-                select(ExerciseRow).options(selectinload(ExerciseRow.muscles)).order_by(ExerciseRow.id)
+                select(ExerciseRow)
+                .options(selectinload(ExerciseRow.muscles))
+                .order_by(ExerciseRow.id)
             )
         )
     group_msgs = {
@@ -75,7 +77,9 @@ def load_snapshot(db: Database) -> CatalogSnapshot:
     }
     exercises = []
     for row in rows:
-        impacts = sorted(row.muscles, key=lambda m: (not m.is_primary, -m.intensity, m.muscle_group_id))
+        impacts = sorted(
+            row.muscles, key=lambda m: (not m.is_primary, -m.intensity, m.muscle_group_id)
+        )
         exercises.append(
             catalog_pb2.Exercise(
                 id=row.id,

@@ -6,7 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
+
+from monolith.db import ensure_sqlite_dir
 
 HERE = Path(__file__).resolve().parent
 
@@ -19,8 +22,6 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    from monolith.db import ensure_sqlite_dir
-
     ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
 
@@ -38,8 +39,6 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None
     return head

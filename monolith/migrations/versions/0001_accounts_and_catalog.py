@@ -33,9 +33,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "profiles",
-        sa.Column(
-            "user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("weight_kg", sa.Float()),
         sa.Column("height_cm", sa.Float()),
         sa.Column("fitness_goal", sa.String(32)),
@@ -47,9 +45,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "preferences",
-        sa.Column(
-            "user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("equipment", sa.JSON(), nullable=False),
         sa.Column("training_days_per_week", sa.Integer(), nullable=False),
         sa.Column("session_minutes", sa.Integer(), nullable=False),
@@ -59,9 +55,7 @@ def upgrade() -> None:
     op.create_table(
         "body_metrics",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
-        sa.Column(
-            "user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("measured_at", TS, nullable=False),
         sa.Column("weight_kg", sa.Float(), nullable=False),
         sa.Column("body_fat_percent", sa.Float()),

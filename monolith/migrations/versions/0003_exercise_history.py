@@ -22,9 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "served_wods",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
-        sa.Column(
-            "user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("implementation", sa.String(16), nullable=False),
         sa.Column("generated_at", TS, nullable=False),
@@ -33,9 +31,7 @@ def upgrade() -> None:
     op.create_table(
         "exercise_history",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
-        sa.Column(
-            "user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column(
             "exercise_id",
             ID,
