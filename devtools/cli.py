@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from devtools import gen, postgres
+from devtools import gen, mesh, postgres
 from devtools.paths import ROOT, VENV_BIN
 
 
@@ -84,8 +84,6 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from devtools import mesh
-
     return mesh.run(args)
 
 

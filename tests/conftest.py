@@ -169,8 +169,8 @@ class UserSession:
     token: str
 
     @property
-    def md(self) -> list[tuple[str, str]]:
-        return [("authorization", f"Bearer {self.token}")]
+    def md(self) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self.token}"),)
 
 
 def register(client: Client, name: str = "Test User") -> UserSession:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -14,8 +14,7 @@ from grpc_status import rpc_status
 def expect_error(code: grpc.StatusCode, call: Callable[[], Any]) -> grpc.Call:
     with pytest.raises(grpc.RpcError) as info:
         call()
-    err = info.value
-    assert isinstance(err, grpc.Call)
+    err = cast("grpc.Call", info.value)
     assert err.code() == code, f"expected {code}, got {err.code()}: {err.details()}"
     return err
 
@@ -39,5 +38,5 @@ def error_reason(err: grpc.Call) -> str:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            return info.reason
+            return str(info.reason)
     return ""

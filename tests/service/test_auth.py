@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _sign(key_dir: Path, claims: dict[str, Any]) -> str:
 
 def _profile(m: RunningMonolith, token: str) -> Any:
     return m.client.users.GetProfile(
-        user_pb2.GetProfileRequest(), metadata=[("authorization", f"Bearer {token}")]
+        user_pb2.GetProfileRequest(), metadata=(("authorization", f"Bearer {token}"),)
     )
 
 
@@ -84,7 +85,7 @@ def test_tampered_and_foreign_and_unsigned_tokens(monolith: RunningMonolith) -> 
     unsigned = f"{none_header}.{payload}."
     hs256 = jwt.encode(_claims(user.id), "guessable-secret-guessable-secret", algorithm="HS256")
     for token in (tampered, foreign, unsigned, hs256, "garbage"):
-        expect_error(grpc.StatusCode.UNAUTHENTICATED, lambda t=token: _profile(monolith, t))
+        expect_error(grpc.StatusCode.UNAUTHENTICATED, partial(_profile, monolith, token))
 
 
 def test_missing_or_malformed_authorization(monolith: RunningMonolith) -> None:
@@ -96,7 +97,7 @@ def test_missing_or_malformed_authorization(monolith: RunningMonolith) -> None:
     expect_error(
         grpc.StatusCode.UNAUTHENTICATED,
         lambda: c.users.GetProfile(
-            user_pb2.GetProfileRequest(), metadata=[("authorization", f"Basic {user.token}")]
+            user_pb2.GetProfileRequest(), metadata=(("authorization", f"Basic {user.token}"),)
         ),
     )
 

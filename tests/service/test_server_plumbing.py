@@ -23,7 +23,7 @@ from tests.rpc import expect_error
 def _health(target: str, service: str = "") -> int:
     with grpc.insecure_channel(target) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
-        return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status)
 
 
 def test_health_reports_serving_per_service(monolith: RunningMonolith) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import grpc
 from fitco.user.v1 import user_pb2
@@ -48,12 +49,8 @@ def test_duplicate_email_is_already_exists(monolith: RunningMonolith) -> None:
 def test_wrong_password_is_unauthenticated(monolith: RunningMonolith) -> None:
     user = register(monolith.client)
     for email, password in ((user.email, "wrong-password"), ("nobody@example.com", "x" * 12)):
-        expect_error(
-            grpc.StatusCode.UNAUTHENTICATED,
-            lambda e=email, p=password: monolith.client.users.Login(
-                user_pb2.LoginRequest(email=e, password=p)
-            ),
-        )
+        request = user_pb2.LoginRequest(email=email, password=password)
+        expect_error(grpc.StatusCode.UNAUTHENTICATED, partial(monolith.client.users.Login, request))
 
 
 def test_issue_token_accepts_form_and_json(monolith: RunningMonolith) -> None:
@@ -228,23 +225,23 @@ def test_admin_bootstrap_create_and_list(monolith: RunningMonolith) -> None:
     expect_error(grpc.StatusCode.UNAUTHENTICATED, lambda: c.users.BootstrapAdmin(req))
     expect_error(
         grpc.StatusCode.UNAUTHENTICATED,
-        lambda: c.users.BootstrapAdmin(req, metadata=[("x-bootstrap-key", "wrong-key-wrong-key")]),
+        lambda: c.users.BootstrapAdmin(req, metadata=(("x-bootstrap-key", "wrong-key-wrong-key"),)),
     )
-    admin = c.users.BootstrapAdmin(req, metadata=[("x-bootstrap-key", key)])
+    admin = c.users.BootstrapAdmin(req, metadata=(("x-bootstrap-key", key),))
     assert admin.role == "admin"
     assert len(admin.password) >= 16
     err = expect_error(
         grpc.StatusCode.ALREADY_EXISTS,
         lambda: c.users.BootstrapAdmin(
             user_pb2.BootstrapAdminRequest(email="boss2@example.com", name="Boss 2"),
-            metadata=[("x-bootstrap-key", key)],
+            metadata=(("x-bootstrap-key", key),),
         ),
     )
     assert error_reason(err) == "ADMIN_EXISTS"
     token = c.users.Login(
         user_pb2.LoginRequest(email="boss@example.com", password=admin.password)
     ).access_token
-    md = [("authorization", f"Bearer {token}")]
+    md = (("authorization", f"Bearer {token}"),)
     created = c.users.CreateUser(
         user_pb2.CreateUserRequest(email="coach.member@example.com", name="Member"), metadata=md
     )
