@@ -196,7 +196,9 @@ def run(_args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             dead = mesh.exited()
             if dead is not None:
-                print(f"{dead.spec.name} exited ({dead.popen.returncode}); stopping", file=sys.stderr)
+                print(
+                    f"{dead.spec.name} exited ({dead.popen.returncode}); stopping", file=sys.stderr
+                )
                 code = 1
                 break
     except (RuntimeError, subprocess.CalledProcessError) as exc:
