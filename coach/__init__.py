@@ -1,0 +1,1 @@
+"""The coach service: stateless, personalised WOD generation over the monolith's gRPC APIs."""

@@ -17,6 +17,9 @@ from pathlib import Path
 from devtools.paths import GEN_DESCRIPTORS, GEN_PYTHON, PROTO, ROOT, THIRD_PARTY, VENV_BIN
 
 
+EXTRA_DESCRIPTORS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
+
+
 def proto_files() -> list[Path]:
     return sorted(PROTO.rglob("*.proto"))
 
@@ -29,22 +32,24 @@ def generate(out_root: Path) -> None:
     desc_out.mkdir(parents=True, exist_ok=True)
     files = [str(p.relative_to(PROTO)) for p in proto_files()]
     env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    cmd = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
-        f"-I{PROTO}",
-        f"-I{THIRD_PARTY}",
+    protoc = [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO}", f"-I{THIRD_PARTY}"]
+    python = [
         f"--python_out={py_out}",
         f"--grpc_python_out={py_out}",
         f"--mypy_out={py_out}",
         f"--mypy_grpc_out={py_out}",
+    ]
+    subprocess.run([*protoc, *python, *files], check=True, cwd=PROTO, env=env)  # noqa: S603
+    # Envoy's descriptor set also carries google.rpc error details, so the transcoder can print
+    # the `details` of error statuses (field violations) as JSON.
+    descriptors = [
         "--include_imports",
         "--include_source_info",
         f"--descriptor_set_out={desc_out / 'fitco.binpb'}",
-        *files,
     ]
-    subprocess.run(cmd, check=True, cwd=PROTO, env=env)  # noqa: S603
+    subprocess.run(  # noqa: S603
+        [*protoc, *descriptors, *files, *EXTRA_DESCRIPTORS], check=True, cwd=PROTO, env=env
+    )
     # Packages mirror the proto tree, so generated imports (`from fitco.catalog.v1 import ...`)
     # work as they are. Regular packages (with __init__.py) keep mypy and tools simple.
     for directory in [py_out / "fitco", *(p for p in (py_out / "fitco").rglob("*") if p.is_dir())]:

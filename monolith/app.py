@@ -56,10 +56,12 @@ POLICY = AccessPolicy(
         f"/{USER}/BootstrapAdmin": Access.PUBLIC,  # guarded by the bootstrap key
         f"/{USER}/CreateUser": Access.ADMIN,
         f"/{USER}/ListUsers": Access.ADMIN,
+        f"/{USER}/LegacyListUsers": Access.ADMIN,
         f"/{CATALOG}/ListExercises": Access.PUBLIC,
         f"/{CATALOG}/GetExercise": Access.PUBLIC,
         f"/{CATALOG}/ListMuscleGroups": Access.PUBLIC,
         f"/{CATALOG}/GetCatalog": Access.PUBLIC,
+        f"/{CATALOG}/LegacyListExercises": Access.PUBLIC,
         f"/{SYSTEM}/GetHealth": Access.PUBLIC,
     }
 )

@@ -73,8 +73,14 @@ def test_get_exercise_and_not_found(monolith: RunningMonolith) -> None:
 
 
 def test_legacy_filter_by_muscle_group(monolith: RunningMonolith) -> None:
-    resp = monolith.client.catalog.GetCatalog(catalog_pb2.GetCatalogRequest(muscle_group_id=16))
+    resp = monolith.client.catalog.LegacyListExercises(
+        catalog_pb2.LegacyListExercisesRequest(muscle_group_id=16)
+    )
     assert resp.exercises
     assert all(any(m.id == 16 for m in e.muscle_groups) for e in resp.exercises)
+    everything = monolith.client.catalog.LegacyListExercises(
+        catalog_pb2.LegacyListExercisesRequest()
+    )
+    assert len(everything.exercises) > len(resp.exercises)
     groups = monolith.client.catalog.ListMuscleGroups(catalog_pb2.ListMuscleGroupsRequest())
     assert [g.id for g in groups.muscle_groups] == list(range(1, 21))

@@ -268,10 +268,13 @@ def test_admin_bootstrap_create_and_list(monolith: RunningMonolith) -> None:
     assert listed.next_page_token
     everyone = c.users.ListUsers(user_pb2.ListUsersRequest(), metadata=md).users
     assert {"boss@example.com", "coach.member@example.com"} <= {u.email for u in everyone}
+    legacy = c.users.LegacyListUsers(user_pb2.LegacyListUsersRequest(), metadata=md).users
+    assert [u.email for u in legacy] == [u.email for u in everyone]
     # A plain user may not use admin RPCs.
     member = register(c)
     for call in (
         lambda: c.users.ListUsers(user_pb2.ListUsersRequest(), metadata=member.md),
+        lambda: c.users.LegacyListUsers(user_pb2.LegacyListUsersRequest(), metadata=member.md),
         lambda: c.users.CreateUser(
             user_pb2.CreateUserRequest(email="x@example.com", name="X"), metadata=member.md
         ),

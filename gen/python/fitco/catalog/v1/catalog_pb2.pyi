@@ -20,6 +20,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class MuscleGroup(_message.Message):
+    """Catalog ids are int32: proto3 JSON prints int64 as a string, and legacy clients read numbers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -306,21 +308,17 @@ Global___ListMuscleGroupsResponse: _TypeAlias = ListMuscleGroupsResponse  # noqa
 class GetCatalogRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    MUSCLE_GROUP_ID_FIELD_NUMBER: _builtins.int
     KNOWN_VERSION_FIELD_NUMBER: _builtins.int
-    muscle_group_id: _builtins.int
-    """Only exercises that work this muscle group (0 = all)."""
     known_version: _builtins.str
     """The version the caller already has; when it is current the answer is `not_modified`."""
     def __init__(
         self,
         *,
-        muscle_group_id: _builtins.int = ...,
         known_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["known_version", b"known_version", "muscle_group_id", b"muscle_group_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["known_version", b"known_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -356,3 +354,43 @@ class GetCatalogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCatalogResponse: _TypeAlias = GetCatalogResponse  # noqa: Y015
+
+@_typing.final
+class LegacyListExercisesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MUSCLE_GROUP_ID_FIELD_NUMBER: _builtins.int
+    muscle_group_id: _builtins.int
+    """Only exercises that work this muscle group (0 = all)."""
+    def __init__(
+        self,
+        *,
+        muscle_group_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["muscle_group_id", b"muscle_group_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegacyListExercisesRequest: _TypeAlias = LegacyListExercisesRequest  # noqa: Y015
+
+@_typing.final
+class LegacyListExercisesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXERCISES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def exercises(self) -> _containers.RepeatedCompositeFieldContainer[Global___Exercise]: ...
+    def __init__(
+        self,
+        *,
+        exercises: _abc.Iterable[Global___Exercise] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exercises", b"exercises"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegacyListExercisesResponse: _TypeAlias = LegacyListExercisesResponse  # noqa: Y015

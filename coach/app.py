@@ -1,0 +1,87 @@
+"""Wiring of the coach service."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fitco.coach.v1 import coach_pb2, coach_pb2_grpc
+
+from coach.breaker import CircuitBreaker, State
+from coach.catalog_cache import CatalogCache
+from coach.monolith_client import MonolithClient
+from coach.service import CoachServicer
+from fitcore.auth import TokenVerifier
+from fitcore.clock import Clock
+from fitcore.config import Env
+from fitcore.interceptor import AccessPolicy
+from fitcore.keys import load_public_key
+from fitcore.server import ServerSettings, Service
+from fitcore.settings import clock_from_env, token_settings
+
+log = logging.getLogger("coach")
+
+DEFAULT_ADDRESS = "127.0.0.1:50061"
+COACH = str(coach_pb2.DESCRIPTOR.services_by_name["CoachService"].full_name)
+POLICY = AccessPolicy({})  # every coach RPC needs a signed-in user
+
+
+@dataclass
+class Coach:
+    service: Service
+    monolith: MonolithClient
+    breaker: CircuitBreaker
+    catalog: CatalogCache
+
+    @property
+    def port(self) -> int:
+        return self.service.port
+
+    def stop(self) -> None:
+        self.service.stop()
+        self.monolith.close()
+
+
+def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -> Coach:
+    breaker = CircuitBreaker(
+        "monolith",
+        threshold=env.get_int("FITCO_BREAKER_THRESHOLD", 3),
+        window=env.get_float("FITCO_BREAKER_WINDOW_SECONDS", 10.0),
+        open_seconds=env.get_float("FITCO_BREAKER_OPEN_SECONDS", 5.0),
+    )
+    monolith = MonolithClient(
+        env.get_str("FITCO_MONOLITH_TARGET", "127.0.0.1:50051"),
+        env.get_float("FITCO_COACH_DEADLINE_SECONDS", 2.0),
+        breaker,
+    )
+    catalog = CatalogCache(
+        monolith.get_catalog,
+        ttl=env.get_float("FITCO_CATALOG_TTL_SECONDS", 60.0),
+        max_stale=env.get_float("FITCO_CATALOG_MAX_STALE_SECONDS", 3600.0),
+    )
+    servicer = CoachServicer(monolith, catalog, clock or clock_from_env(env))
+
+    def ready() -> bool:
+        """Serving only when it can work: the monolith answers and the catalog is loaded."""
+        if breaker.state is State.OPEN or not monolith.healthy():
+            return False
+        if not catalog.loaded:
+            try:
+                catalog.get()
+            except Exception:
+                log.warning("catalog not loaded yet", exc_info=True)
+                return False
+        return True
+
+    settings = ServerSettings.from_env(env, "FITCO_COACH", DEFAULT_ADDRESS)
+    if address is not None:
+        settings = ServerSettings(**{**settings.__dict__, "address": address})
+    service = Service(
+        settings=settings,
+        service_names=[COACH],
+        register=[lambda s: coach_pb2_grpc.add_CoachServiceServicer_to_server(servicer, s)],
+        policy=POLICY,
+        verifier=TokenVerifier(load_public_key(env), token_settings(env)),
+        readiness=ready,
+    )
+    return Coach(service, monolith, breaker, catalog)

@@ -1,0 +1,175 @@
+"""The coach's calls to the monolith: one shared channel, a deadline on every call, the caller's
+token and request id forwarded, a circuit breaker around it all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import grpc
+from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from fitco.history.v1 import history_pb2, history_pb2_grpc
+from fitco.user.v1 import user_pb2, user_pb2_grpc
+from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import Histogram
+
+from coach.breaker import CircuitBreaker
+from fitcore.auth import Principal
+from fitcore.errors import NotFound, PermissionDenied, Unauthenticated, Unavailable
+from fitcore.logs import request_id_var
+
+T = TypeVar("T")
+Metadata = tuple[tuple[str, str], ...]
+
+CALL_SECONDS = Histogram(
+    "fitco_coach_monolith_call_seconds",
+    "Calls from the coach to the monolith",
+    ["method", "outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+_TRANSLATE: dict[grpc.StatusCode, Callable[[str], Exception]] = {
+    grpc.StatusCode.UNAVAILABLE: lambda m: Unavailable(f"monolith unavailable: {m}"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: lambda m: Unavailable(f"monolith too slow: {m}"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: lambda m: Unavailable(f"monolith overloaded: {m}"),
+    grpc.StatusCode.UNAUTHENTICATED: lambda m: Unauthenticated(m),
+    grpc.StatusCode.PERMISSION_DENIED: lambda m: PermissionDenied(m),
+    grpc.StatusCode.NOT_FOUND: lambda m: NotFound(m),
+}
+
+
+def translate(exc: grpc.RpcError) -> Exception:
+    """A monolith failure as the coach's own error (UNAVAILABLE stays UNAVAILABLE, ...)."""
+    if isinstance(exc, grpc.Call):
+        make = _TRANSLATE.get(exc.code())
+        if make is not None:
+            return make(exc.details() or "")
+    return exc
+
+
+def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(moment)
+    return out
+
+
+class MonolithClient:
+    def __init__(self, target: str, deadline: float, breaker: CircuitBreaker) -> None:
+        self.target = target
+        self.deadline = deadline
+        self.breaker = breaker
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.keepalive_time_ms", 30000),
+                ("grpc.keepalive_timeout_ms", 5000),
+                ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.enable_retries", 0),
+            ],
+        )
+        self.users = user_pb2_grpc.UserServiceStub(self.channel)
+        self.history = history_pb2_grpc.HistoryServiceStub(self.channel)
+        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    @staticmethod
+    def metadata(principal: Principal | None) -> Metadata:
+        md: list[tuple[str, str]] = [("x-request-id", request_id_var.get())]
+        if principal is not None:
+            md.append(("authorization", f"Bearer {principal.token}"))
+        return tuple(md)
+
+    def _call(self, method: str, fn: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return self.breaker.call(fn)
+        except grpc.RpcError as exc:
+            outcome = exc.code().name if isinstance(exc, grpc.Call) else "error"
+            raise translate(exc) from exc
+        except Unavailable:
+            outcome = "circuit_open"
+            raise
+        finally:
+            CALL_SECONDS.labels(method, outcome).observe(time.perf_counter() - started)
+
+    def _parallel(self, method: str, futures: Sequence[Future[Any]]) -> list[Any]:
+        """Wait for calls started together; the breaker sees them as one call."""
+
+        def wait_all() -> list[Any]:
+            return [f.result() for f in futures]
+
+        return self._call(method, wait_all)
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def get_catalog(self, known_version: str) -> catalog_pb2.GetCatalogResponse:
+        req = catalog_pb2.GetCatalogRequest(known_version=known_version)
+        md = self.metadata(None)
+        return self._call(
+            "GetCatalog", lambda: self.catalog.GetCatalog(req, timeout=self.deadline, metadata=md)
+        )
+
+    def served_wod_and_profile(
+        self, day: date, md: Metadata
+    ) -> tuple[history_pb2.ServedWod | None, user_pb2.Profile]:
+        """Today's recorded WOD (None when none) and the profile, fetched concurrently."""
+        wod_f = self.history.GetServedWod.future(
+            history_pb2.GetServedWodRequest(day=day.isoformat()), timeout=self.deadline, metadata=md
+        )
+        profile_f = self.users.GetProfile.future(
+            user_pb2.GetProfileRequest(), timeout=self.deadline, metadata=md
+        )
+
+        def wod_or_none() -> history_pb2.ServedWod | None:
+            try:
+                return wod_f.result().wod
+            except grpc.RpcError as exc:
+                if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND:
+                    return None
+                raise
+
+        def both() -> tuple[history_pb2.ServedWod | None, user_pb2.Profile]:
+            profile = profile_f.result().profile
+            return wod_or_none(), profile
+
+        return self._call("GetServedWod+GetProfile", both)
+
+    def preferences_and_history(
+        self, since: datetime, md: Metadata
+    ) -> tuple[user_pb2.Preferences, list[history_pb2.HistoryEntry]]:
+        prefs_f = self.users.GetPreferences.future(
+            user_pb2.GetPreferencesRequest(), timeout=self.deadline, metadata=md
+        )
+        hist_f = self.history.ListHistory.future(
+            history_pb2.ListHistoryRequest(start_time=_ts(since), page_size=500),
+            timeout=self.deadline,
+            metadata=md,
+        )
+        prefs, hist = self._parallel("GetPreferences+ListHistory", [prefs_f, hist_f])
+        return prefs.preferences, list(hist.entries)
+
+    def record_wod(
+        self, day: date, items: Sequence[history_pb2.WodItem], md: Metadata
+    ) -> history_pb2.ServedWod:
+        req = history_pb2.RecordWodRequest(day=day.isoformat(), implementation="coach", items=items)
+        resp: history_pb2.RecordWodResponse = self._call(
+            "RecordWod", lambda: self.history.RecordWod(req, timeout=self.deadline, metadata=md)
+        )
+        return resp.wod
+
+    def healthy(self) -> bool:
+        """The monolith's own health (readiness probe; not counted by the breaker)."""
+        try:
+            resp = self.health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+        except grpc.RpcError:
+            return False
+        return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
