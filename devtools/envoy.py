@@ -32,7 +32,8 @@ CATALOG = "fitco.catalog.v1.CatalogService"
 HISTORY = "fitco.history.v1.HistoryService"
 COACH = "fitco.coach.v1.CoachService"
 SYSTEM = "fitco.system.v1.SystemService"
-SERVICES = [USER, CATALOG, HISTORY, COACH, SYSTEM]
+LEGACY = "fitco.legacy.v1.LegacyService"
+SERVICES = [USER, CATALOG, HISTORY, COACH, SYSTEM, LEGACY]
 PUBLIC_PREFIXES = [
     f"/{USER}/RegisterUser",
     f"/{USER}/Login",
@@ -40,6 +41,8 @@ PUBLIC_PREFIXES = [
     f"/{USER}/BootstrapAdmin",
     f"/{CATALOG}/",
     f"/{SYSTEM}/",
+    f"/{LEGACY}/ListExercises",
+    f"/{LEGACY}/GetExercise",
 ]
 # Legacy paths that answered 201 Created; the transcoder can only say 200.
 CREATED_PATHS = ["/users", "/bootstrap/admin"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from fitco.coach.v1 import coach_pb2, coach_pb2_grpc
 from fitco.history.v1 import history_pb2, history_pb2_grpc
+from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
 from fitco.system.v1 import system_pb2, system_pb2_grpc
 from fitco.user.v1 import user_pb2, user_pb2_grpc
 
@@ -22,6 +23,7 @@ from monolith import __version__
 from monolith.api.catalog import CatalogServicer
 from monolith.api.coach import LegacyCoachServicer
 from monolith.api.history import HistoryServicer
+from monolith.api.legacy import LegacyServicer
 from monolith.api.system import SystemServicer
 from monolith.api.users import UserServicer
 from monolith.db import Database, default_sqlite_url, make_engine
@@ -47,6 +49,7 @@ CATALOG = _name(catalog_pb2, "CatalogService")
 HISTORY = _name(history_pb2, "HistoryService")
 COACH = _name(coach_pb2, "CoachService")
 SYSTEM = _name(system_pb2, "SystemService")
+LEGACY = _name(legacy_pb2, "LegacyService")
 
 POLICY = AccessPolicy(
     {
@@ -56,12 +59,13 @@ POLICY = AccessPolicy(
         f"/{USER}/BootstrapAdmin": Access.PUBLIC,  # guarded by the bootstrap key
         f"/{USER}/CreateUser": Access.ADMIN,
         f"/{USER}/ListUsers": Access.ADMIN,
-        f"/{USER}/LegacyListUsers": Access.ADMIN,
         f"/{CATALOG}/ListExercises": Access.PUBLIC,
         f"/{CATALOG}/GetExercise": Access.PUBLIC,
         f"/{CATALOG}/ListMuscleGroups": Access.PUBLIC,
         f"/{CATALOG}/GetCatalog": Access.PUBLIC,
-        f"/{CATALOG}/LegacyListExercises": Access.PUBLIC,
+        f"/{LEGACY}/ListUsers": Access.ADMIN,
+        f"/{LEGACY}/ListExercises": Access.PUBLIC,
+        f"/{LEGACY}/GetExercise": Access.PUBLIC,
         f"/{SYSTEM}/GetHealth": Access.PUBLIC,
     }
 )
@@ -119,15 +123,17 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     hist = HistoryServicer(history)
     coach = LegacyCoachServicer(legacy, catalog, accounts)
     system = SystemServicer(ready, __version__)
+    legacy_api = LegacyServicer(accounts, catalog)
     service = Service(
         settings=settings,
-        service_names=[USER, CATALOG, HISTORY, COACH, SYSTEM],
+        service_names=[USER, CATALOG, HISTORY, COACH, SYSTEM, LEGACY],
         register=[
             lambda s: user_pb2_grpc.add_UserServiceServicer_to_server(user, s),
             lambda s: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(cat, s),
             lambda s: history_pb2_grpc.add_HistoryServiceServicer_to_server(hist, s),
             lambda s: coach_pb2_grpc.add_CoachServiceServicer_to_server(coach, s),
             lambda s: system_pb2_grpc.add_SystemServiceServicer_to_server(system, s),
+            lambda s: legacy_pb2_grpc.add_LegacyServiceServicer_to_server(legacy_api, s),
         ],
         policy=POLICY,
         verifier=TokenVerifier(load_public_key(env), tokens),

@@ -59,15 +59,3 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return catalog_pb2.GetCatalogResponse(
             exercises=snap.exercises, muscle_groups=snap.muscle_groups, version=snap.version
         )
-
-    def LegacyListExercises(
-        self, request: catalog_pb2.LegacyListExercisesRequest, context: grpc.ServicerContext
-    ) -> catalog_pb2.LegacyListExercisesResponse:
-        v = Validator()
-        v.check(request.muscle_group_id >= 0, "muscle_group_id", "must not be negative")
-        v.raise_if_any()
-        snap = self._catalog.snapshot()
-        exercises = (
-            snap.filtered(request.muscle_group_id) if request.muscle_group_id else snap.exercises
-        )
-        return catalog_pb2.LegacyListExercisesResponse(exercises=exercises)

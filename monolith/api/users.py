@@ -116,17 +116,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             users=[convert.user(u) for u in users], next_page_token=token
         )
 
-    def LegacyListUsers(
-        self, request: user_pb2.LegacyListUsersRequest, context: grpc.ServicerContext
-    ) -> user_pb2.LegacyListUsersResponse:
-        users: list[user_pb2.User] = []
-        token = ""
-        while True:
-            page, token = self._accounts.list_users(500, token)
-            users += [convert.user(u) for u in page]
-            if not token:
-                return user_pb2.LegacyListUsersResponse(users=users)
-
     def GetProfile(
         self, request: user_pb2.GetProfileRequest, context: grpc.ServicerContext
     ) -> user_pb2.GetProfileResponse:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 from fitco.catalog.v1 import catalog_pb2
+from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
 
 from tests.conftest import RunningMonolith
 from tests.rpc import expect_error, field_violations
@@ -72,15 +75,25 @@ def test_get_exercise_and_not_found(monolith: RunningMonolith) -> None:
     )
 
 
-def test_legacy_filter_by_muscle_group(monolith: RunningMonolith) -> None:
-    resp = monolith.client.catalog.LegacyListExercises(
-        catalog_pb2.LegacyListExercisesRequest(muscle_group_id=16)
+def test_legacy_catalog_paths_render_bare_json(monolith: RunningMonolith) -> None:
+    legacy = legacy_pb2_grpc.LegacyServiceStub(monolith.client.channel)
+    resp = legacy.ListExercises(legacy_pb2.ListExercisesRequest(muscle_group_id=16))
+    assert resp.body.content_type == "application/json"
+    exercises = json.loads(resp.body.data)
+    assert exercises
+    assert all(any(m["id"] == 16 for m in e["muscle_groups"]) for e in exercises)
+    everything = json.loads(legacy.ListExercises(legacy_pb2.ListExercisesRequest()).body.data)
+    assert len(everything) > len(exercises)
+    assert [e["id"] for e in everything[:20]] == list(range(1, 21))
+    squats = json.loads(legacy.GetExercise(legacy_pb2.GetExerciseRequest(exercise_id=16)).body.data)
+    assert squats["name"] == "Squats"
+    assert squats["id"] == 16  # a JSON number, as legacy clients read it
+    assert {"id", "name", "body_part", "description", "is_primary"} <= set(
+        squats["muscle_groups"][0]
     )
-    assert resp.exercises
-    assert all(any(m.id == 16 for m in e.muscle_groups) for e in resp.exercises)
-    everything = monolith.client.catalog.LegacyListExercises(
-        catalog_pb2.LegacyListExercisesRequest()
+    expect_error(
+        grpc.StatusCode.NOT_FOUND,
+        lambda: legacy.GetExercise(legacy_pb2.GetExerciseRequest(exercise_id=12345)),
     )
-    assert len(everything.exercises) > len(resp.exercises)
     groups = monolith.client.catalog.ListMuscleGroups(catalog_pb2.ListMuscleGroupsRequest())
     assert [g.id for g in groups.muscle_groups] == list(range(1, 21))

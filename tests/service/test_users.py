@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import grpc
+from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
 from fitco.user.v1 import user_pb2
 from google.api import httpbody_pb2
 from google.protobuf import timestamp_pb2
@@ -107,6 +110,34 @@ def test_onboarding_sets_profile_and_records_weight(monolith: RunningMonolith) -
     assert login.onboarded is True
     metrics = c.users.ListBodyMetrics(user_pb2.ListBodyMetricsRequest(), metadata=user.md)
     assert [m.weight_kg for m in metrics.metrics] == [72.5]
+
+
+def test_legacy_profile_paths_answer_bare_objects(monolith: RunningMonolith) -> None:
+    c = monolith.client
+    user = register(c, "Grace")
+    legacy = legacy_pb2_grpc.LegacyServiceStub(c.channel)
+    done = legacy.CompleteOnboarding(
+        legacy_pb2.CompleteOnboardingRequest(weight=60, height=165, fitness_goal="endurance"),
+        metadata=user.md,
+    )
+    profile = json.loads(done.body.data)
+    assert profile["onboarded"] is True  # a boolean, not the string "true"
+    assert (profile["email"], profile["weight"], profile["fitness_goal"]) == (
+        user.email,
+        60,
+        "endurance",
+    )
+    again = json.loads(
+        legacy.GetProfile(legacy_pb2.GetProfileRequest(), metadata=user.md).body.data
+    )
+    assert again == profile
+    err = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: legacy.CompleteOnboarding(
+            legacy_pb2.CompleteOnboardingRequest(weight=60), metadata=user.md
+        ),
+    )
+    assert set(field_violations(err)) == {"height", "fitness_goal"}
 
 
 def test_onboarding_validates_every_field(monolith: RunningMonolith) -> None:
@@ -268,13 +299,17 @@ def test_admin_bootstrap_create_and_list(monolith: RunningMonolith) -> None:
     assert listed.next_page_token
     everyone = c.users.ListUsers(user_pb2.ListUsersRequest(), metadata=md).users
     assert {"boss@example.com", "coach.member@example.com"} <= {u.email for u in everyone}
-    legacy = c.users.LegacyListUsers(user_pb2.LegacyListUsersRequest(), metadata=md).users
-    assert [u.email for u in legacy] == [u.email for u in everyone]
+    legacy_stub = legacy_pb2_grpc.LegacyServiceStub(c.channel)
+    legacy = json.loads(legacy_stub.ListUsers(legacy_pb2.ListUsersRequest(), metadata=md).body.data)
+    assert [u["email"] for u in legacy] == [u.email for u in everyone]
+    assert set(legacy[0]) == {"email", "name", "role"}
     # A plain user may not use admin RPCs.
     member = register(c)
     for call in (
         lambda: c.users.ListUsers(user_pb2.ListUsersRequest(), metadata=member.md),
-        lambda: c.users.LegacyListUsers(user_pb2.LegacyListUsersRequest(), metadata=member.md),
+        lambda: legacy_pb2_grpc.LegacyServiceStub(c.channel).ListUsers(
+            legacy_pb2.ListUsersRequest(), metadata=member.md
+        ),
         lambda: c.users.CreateUser(
             user_pb2.CreateUserRequest(email="x@example.com", name="X"), metadata=member.md
         ),

@@ -55,11 +55,6 @@ class CatalogServiceStub:
                 request_serializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.GetCatalogRequest.SerializeToString,
                 response_deserializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.GetCatalogResponse.FromString,
                 _registered_method=True)
-        self.LegacyListExercises = channel.unary_unary(
-                '/fitco.catalog.v1.CatalogService/LegacyListExercises',
-                request_serializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.LegacyListExercisesRequest.SerializeToString,
-                response_deserializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.LegacyListExercisesResponse.FromString,
-                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -74,8 +69,7 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetExercise(self, request, context):
-        """GetExercise returns one exercise (the JSON answer is the exercise itself), NOT_FOUND when
-        unknown.
+        """GetExercise returns one exercise, NOT_FOUND when unknown.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,14 +85,6 @@ class CatalogServiceServicer:
     def GetCatalog(self, request, context):
         """GetCatalog returns the whole catalog with its version, unpaginated. A caller that already
         holds `known_version` gets `not_modified` and no data (cheap cache revalidation).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def LegacyListExercises(self, request, context):
-        """LegacyListExercises serves the legacy `GET /fitness/exercises`: every exercise (optionally
-        only those working `muscle_group_id`) as a bare JSON array. New clients use ListExercises.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,11 +112,6 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.GetCatalog,
                     request_deserializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.GetCatalogRequest.FromString,
                     response_serializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.GetCatalogResponse.SerializeToString,
-            ),
-            'LegacyListExercises': grpc.unary_unary_rpc_method_handler(
-                    servicer.LegacyListExercises,
-                    request_deserializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.LegacyListExercisesRequest.FromString,
-                    response_serializer=fitco_dot_catalog_dot_v1_dot_catalog__pb2.LegacyListExercisesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -242,33 +223,6 @@ class CatalogService:
             '/fitco.catalog.v1.CatalogService/GetCatalog',
             fitco_dot_catalog_dot_v1_dot_catalog__pb2.GetCatalogRequest.SerializeToString,
             fitco_dot_catalog_dot_v1_dot_catalog__pb2.GetCatalogResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def LegacyListExercises(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/fitco.catalog.v1.CatalogService/LegacyListExercises',
-            fitco_dot_catalog_dot_v1_dot_catalog__pb2.LegacyListExercisesRequest.SerializeToString,
-            fitco_dot_catalog_dot_v1_dot_catalog__pb2.LegacyListExercisesResponse.FromString,
             options,
             channel_credentials,
             insecure,

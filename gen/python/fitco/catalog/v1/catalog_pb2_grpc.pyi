@@ -36,18 +36,12 @@ class CatalogServiceStub:
     ListExercises: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListExercisesRequest, _catalog_pb2.ListExercisesResponse]
     """ListExercises lists exercises by id, filtered and paginated."""
     GetExercise: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetExerciseRequest, _catalog_pb2.GetExerciseResponse]
-    """GetExercise returns one exercise (the JSON answer is the exercise itself), NOT_FOUND when
-    unknown.
-    """
+    """GetExercise returns one exercise, NOT_FOUND when unknown."""
     ListMuscleGroups: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListMuscleGroupsRequest, _catalog_pb2.ListMuscleGroupsResponse]
     """ListMuscleGroups lists the 20+ muscle groups."""
     GetCatalog: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetCatalogRequest, _catalog_pb2.GetCatalogResponse]
     """GetCatalog returns the whole catalog with its version, unpaginated. A caller that already
     holds `known_version` gets `not_modified` and no data (cheap cache revalidation).
-    """
-    LegacyListExercises: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.LegacyListExercisesRequest, _catalog_pb2.LegacyListExercisesResponse]
-    """LegacyListExercises serves the legacy `GET /fitness/exercises`: every exercise (optionally
-    only those working `muscle_group_id`) as a bare JSON array. New clients use ListExercises.
     """
 
 @_typing.type_check_only
@@ -58,18 +52,12 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     ListExercises: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListExercisesRequest, _catalog_pb2.ListExercisesResponse]  # type: ignore[assignment]
     """ListExercises lists exercises by id, filtered and paginated."""
     GetExercise: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetExerciseRequest, _catalog_pb2.GetExerciseResponse]  # type: ignore[assignment]
-    """GetExercise returns one exercise (the JSON answer is the exercise itself), NOT_FOUND when
-    unknown.
-    """
+    """GetExercise returns one exercise, NOT_FOUND when unknown."""
     ListMuscleGroups: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListMuscleGroupsRequest, _catalog_pb2.ListMuscleGroupsResponse]  # type: ignore[assignment]
     """ListMuscleGroups lists the 20+ muscle groups."""
     GetCatalog: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetCatalogRequest, _catalog_pb2.GetCatalogResponse]  # type: ignore[assignment]
     """GetCatalog returns the whole catalog with its version, unpaginated. A caller that already
     holds `known_version` gets `not_modified` and no data (cheap cache revalidation).
-    """
-    LegacyListExercises: _aio.UnaryUnaryMultiCallable[_catalog_pb2.LegacyListExercisesRequest, _catalog_pb2.LegacyListExercisesResponse]  # type: ignore[assignment]
-    """LegacyListExercises serves the legacy `GET /fitness/exercises`: every exercise (optionally
-    only those working `muscle_group_id`) as a bare JSON array. New clients use ListExercises.
     """
 
 class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -89,9 +77,7 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_pb2.GetExerciseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.GetExerciseResponse, _abc.Awaitable[_catalog_pb2.GetExerciseResponse]]:
-        """GetExercise returns one exercise (the JSON answer is the exercise itself), NOT_FOUND when
-        unknown.
-        """
+        """GetExercise returns one exercise, NOT_FOUND when unknown."""
 
     @_abc_1.abstractmethod
     def ListMuscleGroups(
@@ -109,16 +95,6 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalog_pb2.GetCatalogResponse, _abc.Awaitable[_catalog_pb2.GetCatalogResponse]]:
         """GetCatalog returns the whole catalog with its version, unpaginated. A caller that already
         holds `known_version` gets `not_modified` and no data (cheap cache revalidation).
-        """
-
-    @_abc_1.abstractmethod
-    def LegacyListExercises(
-        self,
-        request: _catalog_pb2.LegacyListExercisesRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_catalog_pb2.LegacyListExercisesResponse, _abc.Awaitable[_catalog_pb2.LegacyListExercisesResponse]]:
-        """LegacyListExercises serves the legacy `GET /fitness/exercises`: every exercise (optionally
-        only those working `muscle_group_id`) as a bare JSON array. New clients use ListExercises.
         """
 
 def add_CatalogServiceServicer_to_server(servicer: CatalogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -69,11 +69,6 @@ class UserServiceStub:
                 request_serializer=fitco_dot_user_dot_v1_dot_user__pb2.ListUsersRequest.SerializeToString,
                 response_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.ListUsersResponse.FromString,
                 _registered_method=True)
-        self.LegacyListUsers = channel.unary_unary(
-                '/fitco.user.v1.UserService/LegacyListUsers',
-                request_serializer=fitco_dot_user_dot_v1_dot_user__pb2.LegacyListUsersRequest.SerializeToString,
-                response_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.LegacyListUsersResponse.FromString,
-                _registered_method=True)
         self.GetProfile = channel.unary_unary(
                 '/fitco.user.v1.UserService/GetProfile',
                 request_serializer=fitco_dot_user_dot_v1_dot_user__pb2.GetProfileRequest.SerializeToString,
@@ -165,17 +160,8 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def LegacyListUsers(self, request, context):
-        """LegacyListUsers (admin) serves the legacy `GET /users`: every user as a bare JSON array.
-        (Envoy applies a method's `response_body` to all of its bindings, so the legacy shape needs
-        its own RPC.) New clients use ListUsers.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def GetProfile(self, request, context):
-        """GetProfile returns the caller's profile (the JSON answer is the profile itself).
+        """GetProfile returns the caller's profile.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,7 +169,7 @@ class UserServiceServicer:
 
     def CompleteOnboarding(self, request, context):
         """CompleteOnboarding sets weight, height and goal (all required) and marks the caller onboarded.
-        The weight is also recorded as a body metric. The JSON answer is the profile itself.
+        The weight is also recorded as a body metric.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -256,11 +242,6 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.ListUsers,
                     request_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.ListUsersRequest.FromString,
                     response_serializer=fitco_dot_user_dot_v1_dot_user__pb2.ListUsersResponse.SerializeToString,
-            ),
-            'LegacyListUsers': grpc.unary_unary_rpc_method_handler(
-                    servicer.LegacyListUsers,
-                    request_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.LegacyListUsersRequest.FromString,
-                    response_serializer=fitco_dot_user_dot_v1_dot_user__pb2.LegacyListUsersResponse.SerializeToString,
             ),
             'GetProfile': grpc.unary_unary_rpc_method_handler(
                     servicer.GetProfile,
@@ -465,33 +446,6 @@ class UserService:
             '/fitco.user.v1.UserService/ListUsers',
             fitco_dot_user_dot_v1_dot_user__pb2.ListUsersRequest.SerializeToString,
             fitco_dot_user_dot_v1_dot_user__pb2.ListUsersResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def LegacyListUsers(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/fitco.user.v1.UserService/LegacyListUsers',
-            fitco_dot_user_dot_v1_dot_user__pb2.LegacyListUsersRequest.SerializeToString,
-            fitco_dot_user_dot_v1_dot_user__pb2.LegacyListUsersResponse.FromString,
             options,
             channel_credentials,
             insecure,

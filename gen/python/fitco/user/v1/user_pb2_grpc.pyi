@@ -56,16 +56,11 @@ class UserServiceStub:
     """CreateUser (admin) creates a user with a generated password, returned once."""
     ListUsers: _grpc.UnaryUnaryMultiCallable[_user_pb2.ListUsersRequest, _user_pb2.ListUsersResponse]
     """ListUsers (admin) lists users by id, paginated."""
-    LegacyListUsers: _grpc.UnaryUnaryMultiCallable[_user_pb2.LegacyListUsersRequest, _user_pb2.LegacyListUsersResponse]
-    """LegacyListUsers (admin) serves the legacy `GET /users`: every user as a bare JSON array.
-    (Envoy applies a method's `response_body` to all of its bindings, so the legacy shape needs
-    its own RPC.) New clients use ListUsers.
-    """
     GetProfile: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetProfileRequest, _user_pb2.GetProfileResponse]
-    """GetProfile returns the caller's profile (the JSON answer is the profile itself)."""
+    """GetProfile returns the caller's profile."""
     CompleteOnboarding: _grpc.UnaryUnaryMultiCallable[_user_pb2.CompleteOnboardingRequest, _user_pb2.CompleteOnboardingResponse]
     """CompleteOnboarding sets weight, height and goal (all required) and marks the caller onboarded.
-    The weight is also recorded as a body metric. The JSON answer is the profile itself.
+    The weight is also recorded as a body metric.
     """
     UpdateProfile: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdateProfileRequest, _user_pb2.UpdateProfileResponse]
     """UpdateProfile changes only the fields that are present in the request."""
@@ -106,16 +101,11 @@ class UserServiceAsyncStub(UserServiceStub):
     """CreateUser (admin) creates a user with a generated password, returned once."""
     ListUsers: _aio.UnaryUnaryMultiCallable[_user_pb2.ListUsersRequest, _user_pb2.ListUsersResponse]  # type: ignore[assignment]
     """ListUsers (admin) lists users by id, paginated."""
-    LegacyListUsers: _aio.UnaryUnaryMultiCallable[_user_pb2.LegacyListUsersRequest, _user_pb2.LegacyListUsersResponse]  # type: ignore[assignment]
-    """LegacyListUsers (admin) serves the legacy `GET /users`: every user as a bare JSON array.
-    (Envoy applies a method's `response_body` to all of its bindings, so the legacy shape needs
-    its own RPC.) New clients use ListUsers.
-    """
     GetProfile: _aio.UnaryUnaryMultiCallable[_user_pb2.GetProfileRequest, _user_pb2.GetProfileResponse]  # type: ignore[assignment]
-    """GetProfile returns the caller's profile (the JSON answer is the profile itself)."""
+    """GetProfile returns the caller's profile."""
     CompleteOnboarding: _aio.UnaryUnaryMultiCallable[_user_pb2.CompleteOnboardingRequest, _user_pb2.CompleteOnboardingResponse]  # type: ignore[assignment]
     """CompleteOnboarding sets weight, height and goal (all required) and marks the caller onboarded.
-    The weight is also recorded as a body metric. The JSON answer is the profile itself.
+    The weight is also recorded as a body metric.
     """
     UpdateProfile: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdateProfileRequest, _user_pb2.UpdateProfileResponse]  # type: ignore[assignment]
     """UpdateProfile changes only the fields that are present in the request."""
@@ -191,23 +181,12 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListUsers (admin) lists users by id, paginated."""
 
     @_abc_1.abstractmethod
-    def LegacyListUsers(
-        self,
-        request: _user_pb2.LegacyListUsersRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_user_pb2.LegacyListUsersResponse, _abc.Awaitable[_user_pb2.LegacyListUsersResponse]]:
-        """LegacyListUsers (admin) serves the legacy `GET /users`: every user as a bare JSON array.
-        (Envoy applies a method's `response_body` to all of its bindings, so the legacy shape needs
-        its own RPC.) New clients use ListUsers.
-        """
-
-    @_abc_1.abstractmethod
     def GetProfile(
         self,
         request: _user_pb2.GetProfileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.GetProfileResponse, _abc.Awaitable[_user_pb2.GetProfileResponse]]:
-        """GetProfile returns the caller's profile (the JSON answer is the profile itself)."""
+        """GetProfile returns the caller's profile."""
 
     @_abc_1.abstractmethod
     def CompleteOnboarding(
@@ -216,7 +195,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.CompleteOnboardingResponse, _abc.Awaitable[_user_pb2.CompleteOnboardingResponse]]:
         """CompleteOnboarding sets weight, height and goal (all required) and marks the caller onboarded.
-        The weight is also recorded as a body metric. The JSON answer is the profile itself.
+        The weight is also recorded as a body metric.
         """
 
     @_abc_1.abstractmethod
