@@ -37,9 +37,9 @@ _TRANSLATE: dict[grpc.StatusCode, Callable[[str], Exception]] = {
     grpc.StatusCode.UNAVAILABLE: lambda m: Unavailable(f"monolith unavailable: {m}"),
     grpc.StatusCode.DEADLINE_EXCEEDED: lambda m: Unavailable(f"monolith too slow: {m}"),
     grpc.StatusCode.RESOURCE_EXHAUSTED: lambda m: Unavailable(f"monolith overloaded: {m}"),
-    grpc.StatusCode.UNAUTHENTICATED: lambda m: Unauthenticated(m),
-    grpc.StatusCode.PERMISSION_DENIED: lambda m: PermissionDenied(m),
-    grpc.StatusCode.NOT_FOUND: lambda m: NotFound(m),
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.NOT_FOUND: NotFound,
 }
 
 

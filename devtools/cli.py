@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from devtools import gen, mesh, postgres
+from devtools import envoy, envoy_files, gen, mesh, postgres
 from devtools.paths import ROOT, VENV_BIN
 
 
@@ -39,6 +39,7 @@ def cmd_check(_args: argparse.Namespace) -> int:
     """Static checks: generated code, contracts, lint, format, types."""
     steps: list[Callable[[], int]] = [
         lambda: gen.run(check=True),
+        lambda: envoy_files.run(check=True),
         lambda: _run(str(VENV_BIN / "buf"), "lint"),
         _breaking,
         lambda: _run(str(VENV_BIN / "ruff"), "check", "."),
@@ -87,12 +88,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     return mesh.run(args)
 
 
+def cmd_shift(args: argparse.Namespace) -> int:
+    """Change (and persist) the WOD split between the legacy implementation and the coach."""
+    config = mesh.MeshConfig.from_env()
+    admin = args.admin_url or config.admin_url
+    if args.coach is None:
+        live = envoy.live_split(admin)
+        saved = envoy.read_runtime(config.runtime_dir)
+        print(f"live:      {live or 'Envoy not reachable at ' + admin}")
+        print(f"persisted: {saved or 'nothing yet (fresh start: legacy 100 / coach 0)'}")
+        return 0
+    try:
+        split = envoy.Split.coach_percent(args.coach)
+    except ValueError as exc:
+        print(f"shift: {exc}", file=sys.stderr)
+        return 2
+    envoy.write_runtime(config.runtime_dir, split)
+    applied = envoy.apply_live(admin, split)
+    where = "live and persisted" if applied else "persisted; Envoy not running, applies on start"
+    print(f"WOD split: legacy {split.legacy}% / coach {split.coach}% ({where})")
+    return 0
+
+
+def cmd_envoy(args: argparse.Namespace) -> int:
+    return envoy_files.run(check=args.check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./fit", description="The Fit Company developer commands")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("help", help="show this help")
     p = sub.add_parser("run", aliases=["up"], help="set up and run the system locally")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("shift", help="change the WOD traffic split: shift wod --coach 10")
+    p.add_argument("route", choices=["wod"], help="the route to shift")
+    p.add_argument("--coach", type=int, help="percentage of WOD requests for the coach (0-100)")
+    p.add_argument("--admin-url", help="Envoy admin URL (default from FITCO_ENVOY_ADMIN_PORT)")
+    p.set_defaults(func=cmd_shift)
+    p = sub.add_parser("envoy", help="render envoy/envoy.compose.yaml and validate the configs")
+    p.add_argument("--check", action="store_true", help="fail if the committed config drifted")
+    p.set_defaults(func=cmd_envoy)
     p = sub.add_parser("test", help="run the test suite (starts a local PostgreSQL)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     p.set_defaults(func=cmd_test)

@@ -285,7 +285,7 @@ function envoy_on_response(handle)
     handle:headers():replace(":status", "201")
   end
 end
-""" % "\n".join(f'created["{p}"] = true' for p in CREATED_PATHS)
+""".replace("%s", "\n".join(f'created["{p}"] = true' for p in CREATED_PATHS))
 
 
 def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
@@ -545,7 +545,7 @@ def read_runtime(runtime_dir: Path) -> Split | None:
 def apply_live(admin_url: str, split: Split) -> bool:
     """Change the running Envoy's split in one admin call (no restart). False if not running."""
     query = urllib.parse.urlencode(split.keys())
-    req = urllib.request.Request(f"{admin_url}/runtime_modify?{query}", method="POST")
+    req = urllib.request.Request(f"{admin_url}/runtime_modify?{query}", method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=2) as resp:  # noqa: S310 - loopback admin URL
             return bool(resp.status == 200)
@@ -555,7 +555,8 @@ def apply_live(admin_url: str, split: Split) -> bool:
 
 def live_split(admin_url: str) -> Split | None:
     try:
-        with urllib.request.urlopen(f"{admin_url}/runtime", timeout=2) as resp:  # noqa: S310
+        url = f"{admin_url}/runtime"
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback admin URL
             entries = json.load(resp)["entries"]
     except (urllib.error.URLError, OSError, KeyError, ValueError):
         return None

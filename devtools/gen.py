@@ -16,7 +16,6 @@ from pathlib import Path
 
 from devtools.paths import GEN_DESCRIPTORS, GEN_PYTHON, PROTO, ROOT, THIRD_PARTY, VENV_BIN
 
-
 EXTRA_DESCRIPTORS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
 
 
