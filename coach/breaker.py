@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import grpc
 from prometheus_client import Counter, Gauge
@@ -37,6 +37,12 @@ FAILURE_CODES = frozenset(
 BREAKER_STATE = Gauge("fitco_breaker_state", "0 closed, 1 half-open, 2 open", ["name"])
 BREAKER_REJECTED = Counter("fitco_breaker_rejected_total", "Calls refused while open", ["name"])
 BREAKER_OPENED = Counter("fitco_breaker_opened_total", "Times the breaker opened", ["name"])
+
+
+def code_of(exc: grpc.RpcError) -> grpc.StatusCode:
+    """The status of a failed call (grpc raises objects that are both RpcError and Call)."""
+    code = getattr(exc, "code", None)
+    return cast("grpc.StatusCode", code()) if callable(code) else grpc.StatusCode.UNKNOWN
 
 
 class State(Enum):
@@ -122,8 +128,7 @@ class CircuitBreaker:
         try:
             result = fn()
         except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-            if code in FAILURE_CODES:
+            if code_of(exc) in FAILURE_CODES:
                 self._failure()
             else:
                 self._success()  # the dependency answered

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -18,7 +17,7 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Histogram
 
-from coach.breaker import CircuitBreaker
+from coach.breaker import CircuitBreaker, code_of
 from fitcore.auth import Principal
 from fitcore.errors import NotFound, PermissionDenied, Unauthenticated, Unavailable
 from fitcore.logs import request_id_var
@@ -45,10 +44,10 @@ _TRANSLATE: dict[grpc.StatusCode, Callable[[str], Exception]] = {
 
 def translate(exc: grpc.RpcError) -> Exception:
     """A monolith failure as the coach's own error (UNAVAILABLE stays UNAVAILABLE, ...)."""
-    if isinstance(exc, grpc.Call):
-        make = _TRANSLATE.get(exc.code())
-        if make is not None:
-            return make(exc.details() or "")
+    make = _TRANSLATE.get(code_of(exc))
+    if make is not None:
+        details = getattr(exc, "details", None)
+        return make(str(details() or "") if callable(details) else "")
     return exc
 
 
@@ -93,7 +92,7 @@ class MonolithClient:
         try:
             return self.breaker.call(fn)
         except grpc.RpcError as exc:
-            outcome = exc.code().name if isinstance(exc, grpc.Call) else "error"
+            outcome = code_of(exc).name
             raise translate(exc) from exc
         except Unavailable:
             outcome = "circuit_open"
@@ -101,7 +100,7 @@ class MonolithClient:
         finally:
             CALL_SECONDS.labels(method, outcome).observe(time.perf_counter() - started)
 
-    def _parallel(self, method: str, futures: Sequence[Future[Any]]) -> list[Any]:
+    def _parallel(self, method: str, futures: Sequence[Any]) -> list[Any]:
         """Wait for calls started together; the breaker sees them as one call."""
 
         def wait_all() -> list[Any]:
@@ -133,7 +132,7 @@ class MonolithClient:
             try:
                 return wod_f.result().wod
             except grpc.RpcError as exc:
-                if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND:
+                if code_of(exc) == grpc.StatusCode.NOT_FOUND:
                     return None
                 raise
 

@@ -417,7 +417,14 @@ def connection_manager(params: EnvoyParams) -> dict[str, Any]:
                     # jwt_authn answers 403 for a token with the wrong audience; for clients
                     # an invalid token is a 401 whatever is wrong with it. (Only Envoy's own
                     # replies pass through here; a service's PERMISSION_DENIED stays 403.)
-                    "filter": {"response_flag_filter": {"flags": ["UAEX"]}},
+                    "filter": {
+                        "status_code_filter": {
+                            "comparison": {
+                                "op": "EQ",
+                                "value": {"default_value": 403, "runtime_key": "edge.jwt_403"},
+                            }
+                        }
+                    },
                     "status_code": 401,
                 }
             ],
