@@ -86,6 +86,10 @@ def test_coach_wod_is_personalised(mesh: RunningMesh) -> None:
     mesh.admin.shift(mesh.mesh, 100)
     c = mesh.client()
     user = register(c, goal="strength")
+    assert (
+        c.request("PATCH", "/v1/profile", {"experience": "advanced"}, token=user.token).status
+        == 200
+    )
     r = c.request(
         "PUT",
         "/v1/profile/preferences",
