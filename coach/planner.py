@@ -31,7 +31,6 @@ KIND_LABELS = {
     "isolation": "Isolation exercise",
     "core": "Core work",
     "cardio": "Cardio finisher",
-    "strength": "Strength exercise",
 }
 
 
@@ -192,8 +191,7 @@ def _choose(
             e.id: _score(e, jitter[e.id], tiers[e.id], covered, parts, groups) for e in matching
         }
         best = max(matching, key=lambda e: (scores[e.id], -e.id))
-        label = slot if slot_accepts(slot, best) else kind_of(best)
-        chosen.append((best, label))
+        chosen.append((best, kind_of(best)))
         remaining.remove(best)
         prim_ids = {m.id for m in primaries(best)}
         covered |= prim_ids

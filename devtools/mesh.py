@@ -77,6 +77,7 @@ class MeshConfig:
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
     envoy_concurrency: int = 2
+    metrics_port: int = 9464  # monolith; coach i on metrics_port + 1 + i; 0 = no metrics
     health_interval: float = 2.0
     ejection_seconds: float = 10.0
     database_url: str | None = None
@@ -95,6 +96,7 @@ class MeshConfig:
             envoy_port=int(e.get("FITCO_ENVOY_PORT", "8080")),
             envoy_admin_port=int(e.get("FITCO_ENVOY_ADMIN_PORT", "9901")),
             envoy_concurrency=int(e.get("FITCO_ENVOY_CONCURRENCY", "2")),
+            metrics_port=int(e.get("FITCO_METRICS_PORT", "9464")),
             database_url=e.get("DATABASE_URL"),
         )
 
@@ -154,7 +156,10 @@ class Mesh:
 
     def monolith_spec(self) -> ProcSpec:
         target = self.config.monolith_target
-        env = self.base_env() | {"FITCO_MONOLITH_ADDR": target}
+        env = self.base_env() | {
+            "FITCO_MONOLITH_ADDR": target,
+            "FITCO_MONOLITH_METRICS_PORT": str(self.config.metrics_port),
+        }
         return ProcSpec(
             "monolith", [PYTHON, "-m", "monolith", "serve"], env, lambda: grpc_healthy(target)
         )
@@ -164,6 +169,9 @@ class Mesh:
         env = self.base_env() | {
             "FITCO_COACH_ADDR": target,
             "FITCO_MONOLITH_TARGET": self.config.monolith_target,
+            "FITCO_COACH_METRICS_PORT": str(
+                self.config.metrics_port + 1 + index if self.config.metrics_port else 0
+            ),
         }
         return ProcSpec(
             f"coach-{index}",
@@ -284,6 +292,10 @@ def banner(mesh: Mesh) -> str:
             "The Fit Company is running:",
             f"  API (JSON + gRPC)  {c.envoy_url}    via Envoy",
             f"  Envoy admin        {c.admin_url}  (metrics: /stats/prometheus)",
+            f"  service metrics    http://127.0.0.1:{c.metrics_port}/metrics (monolith), "
+            f"+1.. (coaches)"
+            if c.metrics_port
+            else "  service metrics    off (FITCO_METRICS_PORT=0)",
             f"  monolith gRPC      {c.monolith_target}",
             f"  coach gRPC         {coaches}",
             f"  WOD split          legacy {split.legacy if split else '?'} / "

@@ -47,6 +47,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
         envoy_port=free_port(),
         envoy_admin_port=free_port(),
         envoy_concurrency=1,
+        metrics_port=0,
         health_interval=0.5,
         ejection_seconds=3.0,
         database_url=f"sqlite:///{data / 'fitco.db'}",
