@@ -169,6 +169,22 @@ class EnvoyAdmin:
             )
         }
 
+    def per_host(self, cluster: str) -> dict[str, int]:
+        """Requests answered by each host of a cluster (from /clusters)."""
+        with urllib.request.urlopen(f"{self.url}/clusters?format=json", timeout=5) as resp:
+            data = json.load(resp)
+        out: dict[str, int] = {}
+        for c in data["cluster_statuses"]:
+            if c["name"] != cluster:
+                continue
+            for host in c.get("host_statuses", []):
+                addr = host["address"]["socket_address"]
+                total = next(
+                    (int(s.get("value", 0)) for s in host["stats"] if s["name"] == "rq_total"), 0
+                )
+                out[f"{addr['address']}:{addr['port_value']}"] = total
+        return out
+
     def shift(self, mesh: Mesh, coach_percent: int) -> None:
         split = envoy.Split.coach_percent(coach_percent)
         envoy.write_runtime(mesh.config.runtime_dir, split)

@@ -136,7 +136,9 @@ def test_shift_under_load_has_no_failures(mesh: RunningMesh) -> None:
             shares.append((percent, total, round(share, 3)))
             assert abs(share - percent / 100) <= _tolerance(total, percent / 100), shares
             assert delta[envoy.FALLBACK_CLUSTER] == 0
-    print("coach share per phase (percent, requests, measured):", shares)
+    per_host = mesh.admin.per_host(envoy.COACH_HOSTS)
+    assert len(per_host) == 2 and all(n > 50 for n in per_host.values()), per_host
+    print("coach share per phase (percent, requests, measured):", shares, "per coach:", per_host)
     print("load:", load.result.ok, "ok,", load.result.failed, "failed")
     assert load.result.failed == 0, load.result.errors
     assert load.result.ok > 500
