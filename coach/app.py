@@ -73,9 +73,7 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
                 return False
         return True
 
-    settings = ServerSettings.from_env(env, "FITCO_COACH", DEFAULT_ADDRESS)
-    if address is not None:
-        settings = ServerSettings(**{**settings.__dict__, "address": address})
+    settings = ServerSettings.from_env(env, "FITCO_COACH", DEFAULT_ADDRESS).with_address(address)
     service = Service(
         settings=settings,
         service_names=[COACH],

@@ -4,6 +4,7 @@ health (with a readiness probe), reflection, the interceptor, metrics, signal ha
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,8 +20,9 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from fitcore.auth import TokenVerifier
-from fitcore.config import Env
+from fitcore.config import ConfigError, Env
 from fitcore.interceptor import AccessPolicy, ServerInterceptor
+from fitcore.logs import setup_logging
 
 log = logging.getLogger("fitcore.server")
 
@@ -34,6 +37,9 @@ class ServerSettings:
     drain_seconds: float
     metrics_port: int
     readiness_interval: float
+
+    def with_address(self, address: str | None) -> ServerSettings:
+        return self if address is None else dataclasses.replace(self, address=address)
 
     @classmethod
     def from_env(cls, env: Env, prefix: str, default_address: str) -> ServerSettings:
@@ -137,3 +143,33 @@ class Service:
         self.start()
         done.wait()
         self.stop()
+
+
+class App(Protocol):
+    """A built service: its gRPC server plus whatever it must release when it stops."""
+
+    @property
+    def service(self) -> Service: ...
+
+    def stop(self) -> None: ...
+
+
+def env_with_logging(name: str) -> Env:
+    """Read the environment once and configure logging from it."""
+    env = Env()
+    setup_logging(
+        name, env.get_str("FITCO_LOG_LEVEL", "INFO"), env.get_str("FITCO_LOG_FORMAT", "json")
+    )
+    return env
+
+
+def serve(name: str, build: Callable[[], App]) -> int:
+    """Build the app, serve until SIGTERM/SIGINT, stop it gracefully. Exit code 2 on bad config."""
+    try:
+        app = build()
+    except ConfigError as exc:
+        logging.getLogger(name).error("configuration error: %s", exc)
+        return 2
+    app.service.serve_forever()
+    app.stop()
+    return 0

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from fitcore.config import ConfigError, Env
-from fitcore.logs import setup_logging
+from fitcore.server import env_with_logging, serve
 from monolith import migrations
-from monolith.app import build, database_url
+from monolith.app import Monolith, build, database_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,26 +18,20 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("downgrade", help="downgrade the schema to a revision")
     down.add_argument("revision")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
-    env = Env()
-    setup_logging(
-        "monolith", env.get_str("FITCO_LOG_LEVEL", "INFO"), env.get_str("FITCO_LOG_FORMAT", "json")
-    )
-    try:
-        if args.command == "migrate":
-            migrations.upgrade(database_url(env))
-            return 0
-        if args.command == "downgrade":
-            migrations.downgrade(database_url(env), args.revision)
-            return 0
+    env = env_with_logging("monolith")
+    if args.command == "migrate":
+        migrations.upgrade(database_url(env))
+        return 0
+    if args.command == "downgrade":
+        migrations.downgrade(database_url(env), args.revision)
+        return 0
+
+    def start() -> Monolith:
         if env.get_bool("FITCO_AUTO_MIGRATE", False):
             migrations.upgrade(database_url(env))
-        app = build(env)
-    except ConfigError as exc:
-        logging.getLogger("monolith").error("configuration error: %s", exc)
-        return 2
-    app.service.serve_forever()
-    app.db.dispose()
-    return 0
+        return build(env)
+
+    return serve("monolith", start)
 
 
 if __name__ == "__main__":

@@ -115,9 +115,7 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     def ready() -> bool:
         return db.ping() and current_revision(db.engine) == head
 
-    settings = ServerSettings.from_env(env, "FITCO_MONOLITH", DEFAULT_ADDRESS)
-    if address is not None:
-        settings = ServerSettings(**{**settings.__dict__, "address": address})
+    settings = ServerSettings.from_env(env, "FITCO_MONOLITH", DEFAULT_ADDRESS).with_address(address)
     user = UserServicer(accounts, catalog)
     cat = CatalogServicer(catalog)
     hist = HistoryServicer(history)

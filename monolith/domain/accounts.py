@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,13 @@ from fitcore.errors import (
     Validator,
 )
 from monolith.db import Database
-from monolith.domain.common import as_utc, decode_page_token, encode_page_token, page_size
+from monolith.domain.common import (
+    as_utc,
+    decode_page_token,
+    encode_page_token,
+    newest_first_page,
+    page_size,
+)
 from monolith.domain.passwords import Passwords
 from monolith.domain.tokens import TokenIssuer
 from monolith.models import BodyMetricRow, PreferencesRow, ProfileRow, UserRow
@@ -479,34 +485,8 @@ class Accounts:
         size: int,
         token: str,
     ) -> tuple[list[MetricView], str]:
-        limit = page_size(size, 50, 500)
-        after = decode_page_token(token)
-        q = (
-            select(BodyMetricRow)
-            .where(BodyMetricRow.user_id == user_id)
-            .order_by(BodyMetricRow.measured_at.desc(), BodyMetricRow.id.desc())
-            .limit(limit + 1)
-        )
-        if start is not None:
-            q = q.where(BodyMetricRow.measured_at >= start)
-        if end is not None:
-            q = q.where(BodyMetricRow.measured_at < end)
-        if after:
-            at, last_id = datetime.fromisoformat(str(after[0])), int(after[1])
-            q = q.where(
-                or_(
-                    BodyMetricRow.measured_at < at,
-                    and_(BodyMetricRow.measured_at == at, BodyMetricRow.id < last_id),
-                )
-            )
-        with self._db.transaction() as s:
-            rows = list(s.scalars(q))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_token = (
-            encode_page_token([as_utc(rows[-1].measured_at).isoformat(), rows[-1].id])
-            if more
-            else ""
+        rows, next_token = newest_first_page(
+            self._db, BodyMetricRow, BodyMetricRow.measured_at, user_id, start, end, size, token
         )
         return [_metric_view(r) for r in rows], next_token
 

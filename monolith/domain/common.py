@@ -5,9 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from fitcore.errors import FieldViolation, InvalidArgument
+
+if TYPE_CHECKING:
+    from monolith.db import Database
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -47,3 +53,45 @@ def parse_day(value: str, field: str = "day") -> date:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise InvalidArgument([FieldViolation(field, "must be a date YYYY-MM-DD")]) from exc
+
+
+def newest_first_page(
+    db: Database,
+    model: Any,
+    time_column: InstrumentedAttribute[datetime],
+    user_id: int,
+    start: datetime | None,
+    end: datetime | None,
+    size: int,
+    token: str,
+) -> tuple[list[Any], str]:
+    """One page of a user's rows, newest first, within [start, end), keyset-paginated by
+    (time, id) so pages stay stable while rows are added."""
+    limit = page_size(size, 50, 500)
+    after = decode_page_token(token)
+    if start is not None and end is not None and start >= end:
+        raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
+    q = (
+        select(model)
+        .where(model.user_id == user_id)
+        .order_by(time_column.desc(), model.id.desc())
+        .limit(limit + 1)
+    )
+    if start is not None:
+        q = q.where(time_column >= start)
+    if end is not None:
+        q = q.where(time_column < end)
+    if after:
+        try:
+            at, last_id = datetime.fromisoformat(str(after[0])), int(after[1])
+        except (ValueError, IndexError) as exc:
+            raise InvalidArgument([FieldViolation("page_token", "not a valid page token")]) from exc
+        q = q.where(or_(time_column < at, and_(time_column == at, model.id < last_id)))
+    with db.transaction() as s:
+        rows = list(s.scalars(q))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not more:
+        return rows, ""
+    last = rows[-1]
+    return rows, encode_page_token([as_utc(getattr(last, time_column.key)).isoformat(), last.id])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -13,7 +13,7 @@ from fitcore.clock import Clock, utc_day
 from fitcore.errors import NotFound, Validator
 from monolith.db import Database
 from monolith.domain.catalog import Catalog
-from monolith.domain.common import as_utc, decode_page_token, encode_page_token, page_size
+from monolith.domain.common import as_utc, newest_first_page
 from monolith.models import HistoryRow, ServedWodRow
 
 SOURCE_LOGGED = "logged"
@@ -176,38 +176,8 @@ class History:
         size: int,
         token: str,
     ) -> tuple[list[EntryView], str]:
-        limit = page_size(size, 50, 500)
-        after = decode_page_token(token)
-        v = Validator()
-        if start is not None and end is not None:
-            v.check(start < end, "end_time", "must be after start_time")
-        v.raise_if_any()
-        q = (
-            select(HistoryRow)
-            .where(HistoryRow.user_id == user_id)
-            .order_by(HistoryRow.performed_at.desc(), HistoryRow.id.desc())
-            .limit(limit + 1)
-        )
-        if start is not None:
-            q = q.where(HistoryRow.performed_at >= start)
-        if end is not None:
-            q = q.where(HistoryRow.performed_at < end)
-        if after:
-            at, last_id = datetime.fromisoformat(str(after[0])), int(after[1])
-            q = q.where(
-                or_(
-                    HistoryRow.performed_at < at,
-                    and_(HistoryRow.performed_at == at, HistoryRow.id < last_id),
-                )
-            )
-        with self._db.transaction() as s:
-            rows = list(s.scalars(q))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_token = (
-            encode_page_token([as_utc(rows[-1].performed_at).isoformat(), rows[-1].id])
-            if more
-            else ""
+        rows, next_token = newest_first_page(
+            self._db, HistoryRow, HistoryRow.performed_at, user_id, start, end, size, token
         )
         return [self._entry_view(r) for r in rows], next_token
 
