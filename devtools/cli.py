@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from devtools import envoy, envoy_files, gen, mesh, postgres
+from devtools import envoy, envoy_files, gen, mesh, postgres, tools
 from devtools.paths import ROOT, VENV_BIN
 
 
@@ -110,6 +110,10 @@ def cmd_shift(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tools(args: argparse.Namespace) -> int:
+    return tools.install(args.names)
+
+
 def cmd_envoy(args: argparse.Namespace) -> int:
     return envoy_files.run(check=args.check)
 
@@ -125,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coach", type=int, help="percentage of WOD requests for the coach (0-100)")
     p.add_argument("--admin-url", help="Envoy admin URL (default from FITCO_ENVOY_ADMIN_PORT)")
     p.set_defaults(func=cmd_shift)
+    p = sub.add_parser(
+        "tools", help="build pinned Go tools into .tools/bin (k6, ghz, grpcurl, ...)"
+    )
+    p.add_argument("names", nargs="*", help=f"some of: {', '.join(tools.TOOLS)} (default: all)")
+    p.set_defaults(func=cmd_tools)
     p = sub.add_parser("envoy", help="render envoy/envoy.compose.yaml and validate the configs")
     p.add_argument("--check", action="store_true", help="fail if the committed config drifted")
     p.set_defaults(func=cmd_envoy)

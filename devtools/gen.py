@@ -14,7 +14,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from devtools.paths import GEN_DESCRIPTORS, GEN_PYTHON, PROTO, ROOT, THIRD_PARTY, VENV_BIN
+from devtools import tools
+from devtools.paths import (
+    GEN_DESCRIPTORS,
+    GEN_OPENAPI,
+    GEN_PYTHON,
+    PROTO,
+    ROOT,
+    THIRD_PARTY,
+    VENV_BIN,
+)
 
 EXTRA_DESCRIPTORS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
 
@@ -49,6 +58,19 @@ def generate(out_root: Path) -> None:
     subprocess.run(  # noqa: S603
         [*protoc, *descriptors, *files, *EXTRA_DESCRIPTORS], check=True, cwd=PROTO, env=env
     )
+    # OpenAPI (Swagger 2.0) from the HTTP bindings: /v1 and the legacy paths, snake_case.
+    openapi_out = out_root / "openapi"
+    openapi_out.mkdir(parents=True, exist_ok=True)
+    plugin = tools.ensure("protoc-gen-openapiv2")
+    openapi = [
+        f"--plugin=protoc-gen-openapiv2={plugin}",
+        f"--openapiv2_out={openapi_out}",
+        "--openapiv2_opt=allow_merge=true,merge_file_name=fitco,output_format=yaml,"
+        "json_names_for_fields=false,disable_service_tags=false,enums_as_ints=false",
+        # Go import paths are required by the plugin but meaningless for us.
+        *(f"--openapiv2_opt=M{f}={Path(f).parent}" for f in files),
+    ]
+    subprocess.run([*protoc, *openapi, *files], check=True, cwd=PROTO, env=env)  # noqa: S603
     # Packages mirror the proto tree, so generated imports (`from fitco.catalog.v1 import ...`)
     # work as they are. Regular packages (with __init__.py) keep mypy and tools simple.
     for directory in [py_out / "fitco", *(p for p in (py_out / "fitco").rglob("*") if p.is_dir())]:
@@ -73,6 +95,7 @@ def run(check: bool) -> int:
     if not check:
         shutil.rmtree(GEN_PYTHON, ignore_errors=True)
         shutil.rmtree(GEN_DESCRIPTORS, ignore_errors=True)
+        shutil.rmtree(GEN_OPENAPI, ignore_errors=True)
         generate(GEN_PYTHON.parent)
         print(f"generated {GEN_PYTHON.relative_to(ROOT)} and {GEN_DESCRIPTORS.relative_to(ROOT)}")
         return 0
@@ -80,6 +103,7 @@ def run(check: bool) -> int:
         generate(Path(tmp))
         problems = _diff(Path(tmp) / "python", GEN_PYTHON)
         problems += _diff(Path(tmp) / "descriptors", GEN_DESCRIPTORS)
+        problems += _diff(Path(tmp) / "openapi", GEN_OPENAPI)
     if problems:
         print("gen/ has drifted from proto/ (run ./fit gen):", *problems, sep="\n  ")
         return 1

@@ -10,6 +10,7 @@ PROTO = ROOT / "proto"
 THIRD_PARTY = ROOT / "third_party"
 GEN_PYTHON = ROOT / "gen" / "python"
 GEN_DESCRIPTORS = ROOT / "gen" / "descriptors"
+GEN_OPENAPI = ROOT / "gen" / "openapi"
 DESCRIPTOR_SET = GEN_DESCRIPTORS / "fitco.binpb"
 VENV_BIN = Path(sys.executable).parent
 VAR = ROOT / "var"

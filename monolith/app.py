@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from fitco.coach.v1 import coach_pb2, coach_pb2_grpc
@@ -11,6 +12,7 @@ from fitco.history.v1 import history_pb2, history_pb2_grpc
 from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
 from fitco.system.v1 import system_pb2, system_pb2_grpc
 from fitco.user.v1 import user_pb2, user_pb2_grpc
+from sqlalchemy.engine import make_url
 
 from fitcore.auth import Access, TokenVerifier
 from fitcore.clock import Clock
@@ -72,7 +74,14 @@ POLICY = AccessPolicy(
 
 
 def database_url(env: Env) -> str:
-    return env.get_str("DATABASE_URL", default_sqlite_url(data_dir(env)))
+    """DATABASE_URL (default: a SQLite file in the data directory). The password may come from
+    a mounted secret file instead of the URL: FITCO_DATABASE_PASSWORD_FILE."""
+    url = env.get_str("DATABASE_URL", default_sqlite_url(data_dir(env)))
+    password_file = env.optional("FITCO_DATABASE_PASSWORD_FILE")
+    if password_file:
+        password = Path(password_file).read_text().strip()
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
+    return url
 
 
 @dataclass

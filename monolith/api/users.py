@@ -140,13 +140,13 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.UpdateProfileRequest, context: grpc.ServicerContext
     ) -> user_pb2.UpdateProfileResponse:
         changes = ProfileChanges(
-            name=request.name if request.HasField("name") else None,
-            weight=request.weight if request.HasField("weight") else None,
-            height=request.height if request.HasField("height") else None,
-            fitness_goal=request.fitness_goal if request.HasField("fitness_goal") else None,
-            birth_year=request.birth_year if request.HasField("birth_year") else None,
-            sex=request.sex if request.HasField("sex") else None,
-            experience=request.experience if request.HasField("experience") else None,
+            name=request.name.value if request.HasField("name") else None,
+            weight=request.weight.value if request.HasField("weight") else None,
+            height=request.height.value if request.HasField("height") else None,
+            fitness_goal=request.fitness_goal.value if request.HasField("fitness_goal") else None,
+            birth_year=request.birth_year.value if request.HasField("birth_year") else None,
+            sex=request.sex.value if request.HasField("sex") else None,
+            experience=request.experience.value if request.HasField("experience") else None,
         )
         view = self._accounts.update_profile(current_principal().user_id, changes)
         return user_pb2.UpdateProfileResponse(profile=convert.profile(view))

@@ -10,7 +10,7 @@ import grpc
 from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
 from fitco.user.v1 import user_pb2
 from google.api import httpbody_pb2
-from google.protobuf import timestamp_pb2
+from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from tests.conftest import RunningMonolith, bootstrap_key, onboard, register
 from tests.rpc import error_reason, expect_error, field_violations
@@ -158,7 +158,11 @@ def test_update_profile_changes_only_given_fields(monolith: RunningMonolith) -> 
     user = register(c)
     onboard(c, user)
     p = c.users.UpdateProfile(
-        user_pb2.UpdateProfileRequest(weight=78.0, experience="intermediate"), metadata=user.md
+        user_pb2.UpdateProfileRequest(
+            weight=wrappers_pb2.DoubleValue(value=78.0),
+            experience=wrappers_pb2.StringValue(value="intermediate"),
+        ),
+        metadata=user.md,
     ).profile
     assert (p.weight, p.height, p.fitness_goal, p.experience) == (
         78.0,

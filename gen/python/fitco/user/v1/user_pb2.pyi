@@ -8,6 +8,7 @@ from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -515,6 +516,10 @@ Global___CompleteOnboardingResponse: _TypeAlias = CompleteOnboardingResponse  # 
 
 @_typing.final
 class UpdateProfileRequest(_message.Message):
+    """UpdateProfileRequest: a field that is absent (JSON: left out) is not changed. Wrapper types
+    carry presence and read as plain values in JSON ({"weight": 78}).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -524,56 +529,36 @@ class UpdateProfileRequest(_message.Message):
     BIRTH_YEAR_FIELD_NUMBER: _builtins.int
     SEX_FIELD_NUMBER: _builtins.int
     EXPERIENCE_FIELD_NUMBER: _builtins.int
-    name: _builtins.str
-    weight: _builtins.float
-    height: _builtins.float
-    fitness_goal: _builtins.str
-    birth_year: _builtins.int
-    sex: _builtins.str
-    experience: _builtins.str
+    @_builtins.property
+    def name(self) -> _wrappers_pb2.StringValue: ...
+    @_builtins.property
+    def weight(self) -> _wrappers_pb2.DoubleValue: ...
+    @_builtins.property
+    def height(self) -> _wrappers_pb2.DoubleValue: ...
+    @_builtins.property
+    def fitness_goal(self) -> _wrappers_pb2.StringValue: ...
+    @_builtins.property
+    def birth_year(self) -> _wrappers_pb2.Int32Value: ...
+    @_builtins.property
+    def sex(self) -> _wrappers_pb2.StringValue: ...
+    @_builtins.property
+    def experience(self) -> _wrappers_pb2.StringValue: ...
     def __init__(
         self,
         *,
-        name: _builtins.str | None = ...,
-        weight: _builtins.float | None = ...,
-        height: _builtins.float | None = ...,
-        fitness_goal: _builtins.str | None = ...,
-        birth_year: _builtins.int | None = ...,
-        sex: _builtins.str | None = ...,
-        experience: _builtins.str | None = ...,
+        name: _wrappers_pb2.StringValue | None = ...,
+        weight: _wrappers_pb2.DoubleValue | None = ...,
+        height: _wrappers_pb2.DoubleValue | None = ...,
+        fitness_goal: _wrappers_pb2.StringValue | None = ...,
+        birth_year: _wrappers_pb2.Int32Value | None = ...,
+        sex: _wrappers_pb2.StringValue | None = ...,
+        experience: _wrappers_pb2.StringValue | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_birth_year", b"_birth_year", "_experience", b"_experience", "_fitness_goal", b"_fitness_goal", "_height", b"_height", "_name", b"_name", "_sex", b"_sex", "_weight", b"_weight", "birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_birth_year", b"_birth_year", "_experience", b"_experience", "_fitness_goal", b"_fitness_goal", "_height", b"_height", "_name", b"_name", "_sex", b"_sex", "_weight", b"_weight", "birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__birth_year: _TypeAlias = _typing.Literal["birth_year"]  # noqa: Y015
-    _WhichOneofArgType__birth_year: _TypeAlias = _typing.Literal["_birth_year", b"_birth_year"]  # noqa: Y015
-    _WhichOneofReturnType__experience: _TypeAlias = _typing.Literal["experience"]  # noqa: Y015
-    _WhichOneofArgType__experience: _TypeAlias = _typing.Literal["_experience", b"_experience"]  # noqa: Y015
-    _WhichOneofReturnType__fitness_goal: _TypeAlias = _typing.Literal["fitness_goal"]  # noqa: Y015
-    _WhichOneofArgType__fitness_goal: _TypeAlias = _typing.Literal["_fitness_goal", b"_fitness_goal"]  # noqa: Y015
-    _WhichOneofReturnType__height: _TypeAlias = _typing.Literal["height"]  # noqa: Y015
-    _WhichOneofArgType__height: _TypeAlias = _typing.Literal["_height", b"_height"]  # noqa: Y015
-    _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
-    _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
-    _WhichOneofReturnType__sex: _TypeAlias = _typing.Literal["sex"]  # noqa: Y015
-    _WhichOneofArgType__sex: _TypeAlias = _typing.Literal["_sex", b"_sex"]  # noqa: Y015
-    _WhichOneofReturnType__weight: _TypeAlias = _typing.Literal["weight"]  # noqa: Y015
-    _WhichOneofArgType__weight: _TypeAlias = _typing.Literal["_weight", b"_weight"]  # noqa: Y015
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__birth_year) -> _WhichOneofReturnType__birth_year | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__experience) -> _WhichOneofReturnType__experience | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__fitness_goal) -> _WhichOneofReturnType__fitness_goal | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__height) -> _WhichOneofReturnType__height | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__sex) -> _WhichOneofReturnType__sex | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__weight) -> _WhichOneofReturnType__weight | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateProfileRequest: _TypeAlias = UpdateProfileRequest  # noqa: Y015
 
