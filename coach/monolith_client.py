@@ -69,6 +69,8 @@ class MonolithClient:
                 ("grpc.keepalive_timeout_ms", 5000),
                 ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.enable_retries", 0),
+                # With a DNS name that resolves to several monolith pods, spread the calls.
+                ("grpc.lb_policy_name", "round_robin"),
             ],
         )
         self.users = user_pb2_grpc.UserServiceStub(self.channel)

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from devtools import envoy, envoy_files, gen, mesh, postgres, tools
+from devtools import deploy_check, envoy, envoy_files, gen, mesh, postgres, secrets, tools
 from devtools.paths import ROOT, VENV_BIN
 
 
@@ -40,6 +41,7 @@ def cmd_check(_args: argparse.Namespace) -> int:
     steps: list[Callable[[], int]] = [
         lambda: gen.run(check=True),
         lambda: envoy_files.run(check=True),
+        deploy_check.run,
         lambda: _run(str(VENV_BIN / "buf"), "lint"),
         _breaking,
         lambda: _run(str(VENV_BIN / "ruff"), "check", "."),
@@ -92,9 +94,10 @@ def cmd_shift(args: argparse.Namespace) -> int:
     """Change (and persist) the WOD split between the legacy implementation and the coach."""
     config = mesh.MeshConfig.from_env()
     admin = args.admin_url or config.admin_url
+    runtime_dir = Path(args.runtime_dir) if args.runtime_dir else config.runtime_dir
     if args.coach is None:
         live = envoy.live_split(admin)
-        saved = envoy.read_runtime(config.runtime_dir)
+        saved = envoy.read_runtime(runtime_dir)
         print(f"live:      {live or 'Envoy not reachable at ' + admin}")
         print(f"persisted: {saved or 'nothing yet (fresh start: legacy 100 / coach 0)'}")
         return 0
@@ -103,11 +106,15 @@ def cmd_shift(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"shift: {exc}", file=sys.stderr)
         return 2
-    envoy.write_runtime(config.runtime_dir, split)
+    envoy.write_runtime(runtime_dir, split)
     applied = envoy.apply_live(admin, split)
     where = "live and persisted" if applied else "persisted; Envoy not running, applies on start"
     print(f"WOD split: legacy {split.legacy}% / coach {split.coach}% ({where})")
     return 0
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    return secrets.run(args.directory)
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
@@ -128,7 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("route", choices=["wod"], help="the route to shift")
     p.add_argument("--coach", type=int, help="percentage of WOD requests for the coach (0-100)")
     p.add_argument("--admin-url", help="Envoy admin URL (default from FITCO_ENVOY_ADMIN_PORT)")
+    p.add_argument(
+        "--runtime-dir",
+        help="Envoy's runtime directory (default var/envoy/runtime; compose: "
+        "var/compose/envoy-runtime)",
+    )
     p.set_defaults(func=cmd_shift)
+    p = sub.add_parser("secrets", help="generate compose/k8s secrets into var/secrets")
+    p.add_argument("directory", nargs="?", help="where (default var/secrets)")
+    p.set_defaults(func=cmd_secrets)
     p = sub.add_parser(
         "tools", help="build pinned Go tools into .tools/bin (k6, ghz, grpcurl, ...)"
     )

@@ -18,7 +18,7 @@ TOOLS: dict[str, str] = {
     "protoc-gen-openapiv2": (
         "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@v2.32.0"
     ),
-    "kustomize": "sigs.k8s.io/kustomize/kustomize/v5@v5.8.3",
+    "kustomize": "sigs.k8s.io/kustomize/kustomize/v5@v5.7.1",
     "grpcurl": "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3",
     "k6": "go.k6.io/k6@v1.8.1",
     "ghz": "github.com/bojand/ghz/cmd/ghz@v0.120.0",

@@ -27,6 +27,8 @@ from fitcore.logs import setup_logging
 log = logging.getLogger("fitcore.server")
 
 Registrar = Callable[[grpc.Server], None]
+# Health "service" that is SERVING while the process runs (liveness), independent of readiness.
+LIVENESS_SERVICE = "liveness"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ServerSettings:
     grace_seconds: float
     drain_seconds: float
     metrics_port: int
+    metrics_host: str
     readiness_interval: float
 
     def with_address(self, address: str | None) -> ServerSettings:
@@ -49,6 +52,7 @@ class ServerSettings:
             grace_seconds=env.get_float(f"{prefix}_GRACE_SECONDS", 10.0),
             drain_seconds=env.get_float(f"{prefix}_DRAIN_SECONDS", 0.0),
             metrics_port=env.get_int(f"{prefix}_METRICS_PORT", 0),
+            metrics_host=env.get_str(f"{prefix}_METRICS_HOST", "127.0.0.1"),
             readiness_interval=env.get_float(f"{prefix}_READINESS_INTERVAL", 2.0),
         )
 
@@ -111,10 +115,11 @@ class Service:
             self.check_readiness()
 
     def start(self) -> None:
+        self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         self.check_readiness()
         self.server.start()
         if self.settings.metrics_port:
-            start_http_server(self.settings.metrics_port, addr="127.0.0.1")
+            start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host)
         self._watcher = threading.Thread(target=self._watch, name="readiness", daemon=True)
         self._watcher.start()
         log.info("serving", extra={"address": self.settings.address, "port": self.port})
