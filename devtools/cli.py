@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from devtools import deploy_check, envoy, envoy_files, gen, mesh, postgres, secrets, tools
+from devtools import bruno, deploy_check, envoy, envoy_files, gen, mesh, postgres, secrets, tools
 from devtools.paths import ROOT, VENV_BIN
 
 
@@ -113,6 +113,10 @@ def cmd_shift(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bruno(args: argparse.Namespace) -> int:
+    return bruno.run(args.base_url, args.bootstrap_key)
+
+
 def cmd_secrets(args: argparse.Namespace) -> int:
     return secrets.run(args.directory)
 
@@ -141,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         "var/compose/envoy-runtime)",
     )
     p.set_defaults(func=cmd_shift)
+    p = sub.add_parser("bruno", help="run the Bruno collection against a fresh local mesh")
+    p.add_argument("--base-url", help="run against this URL instead of a fresh mesh")
+    p.add_argument("--bootstrap-key", help="with --base-url: the bootstrap key")
+    p.set_defaults(func=cmd_bruno)
     p = sub.add_parser("secrets", help="generate compose/k8s secrets into var/secrets")
     p.add_argument("directory", nargs="?", help="where (default var/secrets)")
     p.set_defaults(func=cmd_secrets)
