@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -178,3 +179,34 @@ def serve(name: str, build: Callable[[], App]) -> int:
     app.service.serve_forever()
     app.stop()
     return 0
+
+
+class CachedCheck:
+    """A readiness check answered from a cache at most `ttl` seconds old, so a health endpoint
+    under load does not query the database on every call."""
+
+    def __init__(
+        self,
+        check: Callable[[], bool],
+        ttl: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._check = check
+        self._ttl = ttl
+        self._now = monotonic
+        self._lock = threading.Lock()
+        self._value = False
+        self._at = float("-inf")
+
+    def __call__(self) -> bool:
+        if self._now() - self._at < self._ttl:
+            return self._value
+        with self._lock:
+            if self._now() - self._at >= self._ttl:
+                try:
+                    self._value = bool(self._check())
+                except Exception:
+                    log.warning("readiness check failed", exc_info=True)
+                    self._value = False
+                self._at = self._now()
+            return self._value

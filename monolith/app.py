@@ -19,7 +19,7 @@ from fitcore.clock import Clock
 from fitcore.config import Env, data_dir
 from fitcore.interceptor import AccessPolicy
 from fitcore.keys import ensure_dev_keys, load_bootstrap_key, load_private_key, load_public_key
-from fitcore.server import ServerSettings, Service
+from fitcore.server import CachedCheck, ServerSettings, Service
 from fitcore.settings import clock_from_env, token_settings
 from monolith import __version__
 from monolith.api.catalog import CatalogServicer
@@ -129,7 +129,7 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     cat = CatalogServicer(catalog)
     hist = HistoryServicer(history)
     coach = LegacyCoachServicer(legacy, catalog, accounts)
-    system = SystemServicer(ready, __version__)
+    system = SystemServicer(CachedCheck(ready, ttl=1.0), __version__)
     legacy_api = LegacyServicer(accounts, catalog)
     service = Service(
         settings=settings,

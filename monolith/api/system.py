@@ -18,10 +18,6 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
     def GetHealth(
         self, request: system_pb2.GetHealthRequest, context: grpc.ServicerContext
     ) -> system_pb2.GetHealthResponse:
-        try:
-            ok = self._ready()
-        except Exception as exc:
-            raise Unavailable("database unreachable") from exc
-        if not ok:
-            raise Unavailable("not ready")
+        if not self._ready():
+            raise Unavailable("not ready: database unreachable or schema not current")
         return system_pb2.GetHealthResponse(status="UP", version=self._version)
