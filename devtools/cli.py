@@ -9,7 +9,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from devtools import bruno, deploy_check, envoy, envoy_files, gen, mesh, postgres, secrets, tools
+from devtools import (
+    bench,
+    bruno,
+    deploy_check,
+    envoy,
+    envoy_files,
+    gen,
+    mesh,
+    postgres,
+    secrets,
+    tools,
+)
 from devtools.paths import ROOT, VENV_BIN
 
 
@@ -113,6 +124,10 @@ def cmd_shift(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    return bench.run(args)
+
+
 def cmd_bruno(args: argparse.Namespace) -> int:
     return bruno.run(args.base_url, args.bootstrap_key)
 
@@ -145,6 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
         "var/compose/envoy-runtime)",
     )
     p.set_defaults(func=cmd_shift)
+    p = sub.add_parser("bench", help="load tests (k6, ghz) and the report in bench/results")
+    p.add_argument(
+        "what",
+        choices=[
+            "matrix",
+            "capacity",
+            "capacity-high",
+            "migration",
+            "grpc",
+            "scaling",
+            "report",
+            "all",
+        ],
+    )
+    p.add_argument("--seconds", type=int, default=8, help="measurement per cell (default 8)")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("bruno", help="run the Bruno collection against a fresh local mesh")
     p.add_argument("--base-url", help="run against this URL instead of a fresh mesh")
     p.add_argument("--bootstrap-key", help="with --base-url: the bootstrap key")
