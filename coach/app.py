@@ -59,7 +59,13 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         ttl=env.get_float("FITCO_CATALOG_TTL_SECONDS", 60.0),
         max_stale=env.get_float("FITCO_CATALOG_MAX_STALE_SECONDS", 3600.0),
     )
-    servicer = CoachServicer(monolith, catalog, clock or clock_from_env(env))
+    servicer = CoachServicer(
+        monolith,
+        catalog,
+        clock or clock_from_env(env),
+        cache_entries=env.get_int("FITCO_COACH_CACHE_ENTRIES", 100_000),
+        answer_ttl=env.get_float("FITCO_COACH_ANSWER_TTL_SECONDS", 30.0),
+    )
 
     def ready() -> bool:
         """Serving only when it can work: the monolith answers and the catalog is loaded."""

@@ -119,6 +119,15 @@ class MonolithClient:
             "GetCatalog", lambda: self.catalog.GetCatalog(req, timeout=self.deadline, metadata=md)
         )
 
+    def profile(self, md: Metadata) -> user_pb2.Profile:
+        resp: user_pb2.GetProfileResponse = self._call(
+            "GetProfile",
+            lambda: self.users.GetProfile(
+                user_pb2.GetProfileRequest(), timeout=self.deadline, metadata=md
+            ),
+        )
+        return resp.profile
+
     def served_wod_and_profile(
         self, day: date, md: Metadata
     ) -> tuple[history_pb2.ServedWod | None, user_pb2.Profile]:

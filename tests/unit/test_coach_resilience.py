@@ -164,3 +164,17 @@ def test_catalog_cache_without_data_reports_the_failure() -> None:
     with pytest.raises(grpc.RpcError):
         cache.get()
     assert not cache.loaded
+
+
+def test_lru_cache_evicts_oldest_and_expires() -> None:
+    from coach.cache import LruCache
+
+    clock = Clock()
+    cache: LruCache[str, int] = LruCache(2, ttl_seconds=10, monotonic=clock)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now the most recent
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+    clock.t += 10
+    assert cache.get("a") is None and len(cache) == 1
