@@ -99,7 +99,7 @@ def _capacity_section(
         out += [
             f"### {run['label']}, {run['coach_percent']} % coach",
             "",
-            f"Largest concurrency with p95 < 200 ms (and no failure): **{run['max_vus_p95_under_200ms']} VUs**; "
+            f"Largest concurrency with p95 < 200 ms (and no failure) at that level and every level below (bins of {run.get('bin_vus', 10)} VUs): **{run['max_vus_p95_under_200ms']} VUs**; "
             f"with p95 < 5 s: **{run['max_vus_p95_under_5s']} VUs**. Requests: {run['total_requests']}, "
             f"failed: {run['total_failed']}. Command: `{run['command']}`.",
             "",
@@ -206,6 +206,18 @@ def render() -> Path:
         body += [
             f"| {r['coach_instances']} | {r['rps']:.0f} | {r['p95_ms']:.1f} |" for r in s["rows"]
         ]
+        body.append("")
+    prof = _load("profile")
+    if prof:
+        body += [
+            "## Profiles (`./fit bench profile`, py-spy while k6 loads the coach WOD via Envoy JSON)",
+            "",
+        ]
+        for r in prof["runs"]:
+            body.append(
+                f"- {r['label']}: {r['rps']:.0f} req/s, p95 {r['p95_ms']:.1f} ms — "
+                + ", ".join(f"[{svg}]({svg})" for svg in r["svgs"])
+            )
         body.append("")
     out += ["## Targets", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
     out += [f"| {t} | {w} | {v} | {'yes' if ok else '**no**'} |" for t, w, v, ok in targets]

@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
             "migration",
             "grpc",
             "scaling",
+            "profile",
             "report",
             "all",
         ],

@@ -129,3 +129,24 @@ def test_render_wod_orders_items_and_estimates_energy() -> None:
     expected = kcal(5.0, 80, 3.5) + kcal(2.8, 80, 2.5)
     assert out.estimated_kcal == round(expected)
     assert kcal(8.0, 70, 1) == pytest.approx(9.8)
+
+
+def test_cached_check_reuses_its_answer_for_the_ttl() -> None:
+    from fitcore.server import CachedCheck
+
+    now = [0.0]
+    calls: list[int] = []
+
+    def check() -> bool:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("database gone")
+        return True
+
+    cached = CachedCheck(check, ttl=1.0, monotonic=lambda: now[0])
+    assert cached() and cached()
+    assert len(calls) == 1
+    now[0] = 1.5
+    assert cached() and len(calls) == 2
+    now[0] = 3.0
+    assert cached() is False  # a failing check reads as not ready
