@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,9 +29,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from devtools import bench_report, envoy, postgres, tools
-from devtools.bruno import free_port
 from devtools.mesh import Mesh, MeshConfig
 from devtools.paths import DESCRIPTOR_SET, ROOT
+from devtools.ports import free_port, free_port_run
 
 RESULTS = ROOT / "bench" / "results"
 K6_DIR = ROOT / "bench" / "k6"
@@ -106,7 +105,7 @@ def running_mesh(env: BenchEnv) -> Any:
         config = MeshConfig(
             data_dir=data,
             monolith_port=free_port(),
-            coach_port=_free_run(env.coach_instances),
+            coach_port=free_port_run(env.coach_instances),
             coach_instances=env.coach_instances,
             envoy_port=free_port(),
             envoy_admin_port=free_port(),
@@ -122,24 +121,6 @@ def running_mesh(env: BenchEnv) -> Any:
             yield mesh
         finally:
             mesh.stop()
-
-
-def _free_run(count: int) -> int:
-    for _ in range(100):
-        first = free_port()
-        socks = []
-        try:
-            for i in range(count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", first + i))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 def shift(mesh: Mesh, coach_percent: int) -> None:

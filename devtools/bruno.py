@@ -8,21 +8,15 @@ npm (bruno/package-lock.json), runs every request with its assertions, and stops
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from devtools.mesh import Mesh, MeshConfig
 from devtools.paths import ROOT
+from devtools.ports import free_port
 
 BRUNO = ROOT / "bruno"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_cli() -> Path:

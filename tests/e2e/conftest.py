@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from devtools.mesh import Mesh, MeshConfig
-from tests.e2e.harness import EnvoyAdmin, JsonClient, TestClock, free_port, free_port_run
+from devtools.ports import free_port, free_port_run
+from tests.e2e.harness import EnvoyAdmin, JsonClient, TestClock
 
 pytestmark = pytest.mark.e2e
 
