@@ -169,3 +169,13 @@ class HistoryRow(Base):
     wod_id: Mapped[int | None] = mapped_column(Id, ForeignKey("served_wods.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BootstrapClaimRow(Base):
+    """Row 1 exists once the first admin was bootstrapped (see migration 0004)."""
+
+    __tablename__ = "bootstrap_claim"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

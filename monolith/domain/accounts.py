@@ -31,7 +31,13 @@ from monolith.domain.common import (
 )
 from monolith.domain.passwords import Passwords
 from monolith.domain.tokens import TokenIssuer
-from monolith.models import BodyMetricRow, PreferencesRow, ProfileRow, UserRow
+from monolith.models import (
+    BodyMetricRow,
+    BootstrapClaimRow,
+    PreferencesRow,
+    ProfileRow,
+    UserRow,
+)
 
 GOALS = ("weight_loss", "muscle_gain", "endurance", "strength", "general_fitness")
 # Values older clients are known to send for the same goals.
@@ -312,11 +318,20 @@ class Accounts:
         name = _check_name(name, v)
         v.raise_if_any()
         password = self._passwords.generate()
-        with self._db.transaction() as s:
-            if s.scalar(select(exists().where(UserRow.role == ROLE_ADMIN))):
-                raise AlreadyExists("an admin already exists", reason="ADMIN_EXISTS")
-            row = self._insert_user(s, email, name, ROLE_ADMIN, password)
-            return NewAccount(_user_view(row), password)
+        taken = AlreadyExists("an admin already exists", reason="ADMIN_EXISTS")
+        try:
+            with self._db.transaction() as s:
+                if s.get(BootstrapClaimRow, 1) is not None or s.scalar(
+                    select(exists().where(UserRow.role == ROLE_ADMIN))
+                ):
+                    raise taken
+                row = self._insert_user(s, email, name, ROLE_ADMIN, password)
+                # Row 1 can exist once: a concurrent bootstrap fails here and rolls back.
+                s.add(BootstrapClaimRow(id=1, user_id=row.id, claimed_at=self._clock.now()))
+                s.flush()
+                return NewAccount(_user_view(row), password)
+        except IntegrityError as exc:
+            raise taken from exc
 
     def create_user(self, email: str, name: str, role: str) -> NewAccount:
         v = Validator()

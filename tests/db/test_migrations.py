@@ -19,6 +19,7 @@ TABLES = {
     "exercise_muscle_groups",
     "served_wods",
     "exercise_history",
+    "bootstrap_claim",
 }
 
 

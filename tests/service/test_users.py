@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 import grpc
 from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
@@ -12,7 +14,18 @@ from fitco.user.v1 import user_pb2
 from google.api import httpbody_pb2
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
-from tests.conftest import RunningMonolith, bootstrap_key, onboard, register
+from fitcore.clock import FixedClock
+from monolith import migrations
+from monolith.app import build
+from tests.conftest import (
+    Databases,
+    RunningMonolith,
+    bootstrap_key,
+    client_for,
+    make_env,
+    onboard,
+    register,
+)
 from tests.rpc import error_reason, expect_error, field_violations
 
 
@@ -318,3 +331,33 @@ def test_admin_bootstrap_create_and_list(monolith: RunningMonolith) -> None:
         ),
     ):
         expect_error(grpc.StatusCode.PERMISSION_DENIED, call)
+
+
+def test_concurrent_bootstraps_create_exactly_one_admin(
+    databases: Databases, key_dir: Path, clock: FixedClock
+) -> None:
+    url = databases.new()
+    migrations.upgrade(url)
+    app = build(make_env(key_dir, url), clock=clock, address="127.0.0.1:0")
+    app.service.start()
+    client = client_for(f"127.0.0.1:{app.port}")
+    key = bootstrap_key(key_dir)
+
+    def attempt(n: int) -> grpc.StatusCode:
+        try:
+            client.users.BootstrapAdmin(
+                user_pb2.BootstrapAdminRequest(email=f"admin{n}@example.com", name=f"Admin {n}"),
+                metadata=(("x-bootstrap-key", key),),
+            )
+        except grpc.RpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(attempt, range(6)))
+    finally:
+        client.channel.close()
+        app.stop()
+    assert codes.count(grpc.StatusCode.OK) == 1, codes
+    assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.ALREADY_EXISTS}
