@@ -17,6 +17,7 @@ from prometheus_client import Counter, Histogram
 from fitcore.auth import Access, Principal, TokenVerifier, bearer_token, principal_var
 from fitcore.errors import PermissionDenied, ServiceError, internal_status
 from fitcore.logs import request_id_var
+from fitcore.streams import StreamGate
 
 log = logging.getLogger("fitcore.rpc")
 
@@ -34,6 +35,9 @@ RPC_SECONDS = Histogram(
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
+# Maps an exception the domain did not raise itself (a lost database connection, a pool
+# timeout) to a status clients can act on; None leaves it INTERNAL.
+ErrorMapper = Callable[[BaseException], ServiceError | None]
 
 
 class AccessPolicy:
@@ -49,9 +53,18 @@ class AccessPolicy:
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
-    def __init__(self, policy: AccessPolicy, verifier: TokenVerifier) -> None:
+    def __init__(
+        self,
+        policy: AccessPolicy,
+        verifier: TokenVerifier,
+        *,
+        streams: StreamGate | None = None,
+        error_mapper: ErrorMapper | None = None,
+    ) -> None:
         self._policy = policy
         self._verifier = verifier
+        self._streams = streams
+        self._error_mapper = error_mapper
 
     def intercept_service(
         self,
@@ -60,7 +73,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or handler.unary_unary is None or method.startswith(PUBLIC_PREFIXES):
+        if handler is None:
+            return None
+        if handler.unary_unary is None:
+            # Every streaming RPC (reflection, health Watch, ...) holds a worker thread while
+            # open: admit it only through the gate.
+            return self._streams.wrap(method, handler) if self._streams else handler
+        if method.startswith(PUBLIC_PREFIXES):
             return handler
         access = self._policy.for_method(method)
         wrapped = self._wrap(method, access, handler.unary_unary)
@@ -95,12 +114,20 @@ class ServerInterceptor(grpc.ServerInterceptor):
             except ServiceError as exc:
                 code = exc.code
                 context.abort_with_status(rpc_status.to_status(exc.to_status_proto()))
-            except Exception:
+            except Exception as exc:
                 # An abort() from inside the handler has already set the code: let it through.
                 aborted = context.code()  # type: ignore[attr-defined]
                 if aborted is not None and aborted is not grpc.StatusCode.OK:
                     code = aborted
                     raise
+                mapped = self._error_mapper(exc) if self._error_mapper else None
+                if mapped is not None:
+                    code = mapped.code
+                    log.warning(
+                        "infrastructure error",
+                        extra={"method": method, "code": code.name, "error": type(exc).__name__},
+                    )
+                    context.abort_with_status(rpc_status.to_status(mapped.to_status_proto()))
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error", extra={"method": method})
                 context.abort_with_status(rpc_status.to_status(internal_status(request_id)))

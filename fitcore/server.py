@@ -22,8 +22,9 @@ from prometheus_client import start_http_server
 
 from fitcore.auth import TokenVerifier
 from fitcore.config import ConfigError, Env
-from fitcore.interceptor import AccessPolicy, ServerInterceptor
+from fitcore.interceptor import AccessPolicy, ErrorMapper, ServerInterceptor
 from fitcore.logs import setup_logging
+from fitcore.streams import StreamGate
 
 log = logging.getLogger("fitcore.server")
 
@@ -34,6 +35,9 @@ LIVENESS_SERVICE = "liveness"
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """How a service serves. Every bound has a default that keeps health and unary RPCs
+    answering whatever streams and slow clients do (see adr/04-availability.md)."""
+
     address: str
     max_workers: int
     grace_seconds: float
@@ -41,20 +45,42 @@ class ServerSettings:
     metrics_port: int
     metrics_host: str
     readiness_interval: float
+    # RPCs admitted at once (running + queued for a worker); beyond it grpcio answers
+    # RESOURCE_EXHAUSTED at once instead of queueing without bound.
+    max_concurrent_rpcs: int = 256
+    # Streaming RPCs open at once: each holds a worker thread, so at most a quarter of them.
+    max_streams: int = 4
+    stream_max_seconds: float = 300.0
+    stream_idle_seconds: float = 30.0
+    reflection: bool = True
 
     def with_address(self, address: str | None) -> ServerSettings:
         return self if address is None else dataclasses.replace(self, address=address)
 
     @classmethod
     def from_env(cls, env: Env, prefix: str, default_address: str) -> ServerSettings:
+        workers = env.get_int(f"{prefix}_WORKERS", 16)
+        if workers < 4:
+            raise ConfigError(f"{prefix}_WORKERS must be at least 4")
+        max_streams = env.get_int(f"{prefix}_MAX_STREAMS", max(1, workers // 4))
+        if not 1 <= max_streams <= workers // 2:
+            raise ConfigError(
+                f"{prefix}_MAX_STREAMS must be 1 to {workers // 2} (half the workers): "
+                "each open stream holds a worker thread"
+            )
         return cls(
             address=env.get_str(f"{prefix}_ADDR", default_address),
-            max_workers=env.get_int(f"{prefix}_WORKERS", 16),
+            max_workers=workers,
             grace_seconds=env.get_float(f"{prefix}_GRACE_SECONDS", 10.0),
             drain_seconds=env.get_float(f"{prefix}_DRAIN_SECONDS", 0.0),
             metrics_port=env.get_int(f"{prefix}_METRICS_PORT", 0),
             metrics_host=env.get_str(f"{prefix}_METRICS_HOST", "127.0.0.1"),
             readiness_interval=env.get_float(f"{prefix}_READINESS_INTERVAL", 2.0),
+            max_concurrent_rpcs=env.get_int(f"{prefix}_MAX_CONCURRENT_RPCS", workers * 16),
+            max_streams=max_streams,
+            stream_max_seconds=env.get_float(f"{prefix}_STREAM_MAX_SECONDS", 300.0),
+            stream_idle_seconds=env.get_float(f"{prefix}_STREAM_IDLE_SECONDS", 30.0),
+            reflection=env.get_bool(f"{prefix}_REFLECTION", True),
         )
 
 
@@ -70,15 +96,23 @@ class Service:
         policy: AccessPolicy,
         verifier: TokenVerifier,
         readiness: Callable[[], bool] = lambda: True,
+        error_mapper: ErrorMapper | None = None,
     ) -> None:
         self.settings = settings
         self._names = list(service_names)
         self._readiness = readiness
         self._stopping = threading.Event()
         self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.streams = StreamGate(
+            settings.max_streams, settings.stream_max_seconds, settings.stream_idle_seconds
+        )
+        interceptor = ServerInterceptor(
+            policy, verifier, streams=self.streams, error_mapper=error_mapper
+        )
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
-            interceptors=[ServerInterceptor(policy, verifier)],
+            interceptors=[interceptor],
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_permit_without_calls", 1),
@@ -88,9 +122,10 @@ class Service:
         for reg in register:
             reg(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        if settings.reflection:
+            reflection.enable_server_reflection(
+                [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+            )
         self.port = self.server.add_insecure_port(settings.address)
         if self.port == 0:
             raise RuntimeError(f"cannot bind {settings.address}")
@@ -134,6 +169,7 @@ class Service:
         if self.settings.drain_seconds > 0:
             threading.Event().wait(self.settings.drain_seconds)
         self.server.stop(self.settings.grace_seconds).wait()
+        self.streams.stop()
         log.info("stopped")
 
     def serve_forever(self) -> None:
