@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ LEGACY_CLUSTER = "legacy"  # the monolith's GetWod
 COACH_CLUSTER = "coach"  # aggregate: coach instances first, then the monolith as fallback
 COACH_HOSTS = "coach_instances"
 FALLBACK_CLUSTER = "legacy_fallback"
+REFLECTION_CLUSTER = "reflection"
 
 USER = "fitco.user.v1.UserService"
 CATALOG = "fitco.catalog.v1.CatalogService"
@@ -46,6 +49,80 @@ PUBLIC_PREFIXES = [
 ]
 # Legacy paths that answered 201 Created; the transcoder can only say 200.
 CREATED_PATHS = ["/users", "/bootstrap/admin"]
+# The auth family: each call costs a slow password hash (or guards one), so each client IP
+# gets a small bucket of them (JSON and legacy paths are transcoded to these gRPC paths).
+AUTH_METHODS = [
+    f"/{USER}/Login",
+    f"/{USER}/IssueToken",
+    f"/{USER}/RegisterUser",
+    f"/{USER}/BootstrapAdmin",
+]
+# Expensive per user: the first WOD of a day is generated, read from history and recorded.
+EXPENSIVE_USER_METHODS = [f"/{COACH}/GetWod"]
+JWT_METADATA = "jwt"  # the verified token's claims, in jwt_authn's dynamic metadata
+
+
+# -- rate limits ------------------------------------------------------------------------------
+
+_BUCKET = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*(s|m|h)?\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, None: 1}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket: `tokens` requests, refilled every `seconds` (burst = tokens)."""
+
+    tokens: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> Bucket:
+        """'20/60s' (or '20/1m'): 20 requests per minute, in bursts of up to 20."""
+        m = _BUCKET.match(text)
+        if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+            raise ValueError(f"a rate limit is N/PERIOD, e.g. 20/60s or 300/1s, not {text!r}")
+        return cls(int(m.group(1)), int(m.group(2)) * _UNIT[m.group(3)])
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds until the bucket holds a token again, rounded up."""
+        return max(1, -(-self.seconds // self.tokens))
+
+    def envoy(self) -> dict[str, Any]:
+        return {
+            "max_tokens": self.tokens,
+            "tokens_per_fill": self.tokens,
+            "fill_interval": f"{self.seconds}s",
+        }
+
+    def __str__(self) -> str:
+        return f"{self.tokens}/{self.seconds}s"
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Edge rate limits. FITCO_RATE_LIMITS: `on` (default), `off` (no per-IP limits: load
+    tests from one machine), `none` (no limits at all: single-user micro-benchmarks only)."""
+
+    per_ip: bool = True
+    per_user: bool = True
+    auth: Bucket = Bucket(20, 60)  # per client IP: login, /oauth/token, register, bootstrap
+    general: Bucket = Bucket(100, 1)  # per client IP: every request
+    expensive: Bucket = Bucket(60, 60)  # per user: GetWod
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RateLimits:
+        mode = (env.get("FITCO_RATE_LIMITS") or "on").strip().lower()
+        if mode not in ("on", "off", "none"):
+            raise ValueError("FITCO_RATE_LIMITS must be on, off or none")
+        d = cls()
+        return cls(
+            per_ip=mode == "on",
+            per_user=mode != "none",
+            auth=Bucket.parse(env.get("FITCO_RATE_LIMIT_AUTH") or str(d.auth)),
+            general=Bucket.parse(env.get("FITCO_RATE_LIMIT_GENERAL") or str(d.general)),
+            expensive=Bucket.parse(env.get("FITCO_RATE_LIMIT_EXPENSIVE") or str(d.expensive)),
+        )
 
 
 @dataclass
@@ -69,6 +146,10 @@ class EnvoyParams:
     health_interval: float = 2.0
     ejection_seconds: float = 10.0
     access_log: str = "/dev/stdout"
+    limits: RateLimits = field(default_factory=RateLimits)
+    # Server reflection through the edge (grpcurl), bounded: at most this many open streams,
+    # each closed after 15 s idle or 60 s. 0 = not routed at the edge (services' own ports).
+    edge_reflection_streams: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -158,8 +239,21 @@ def _cluster(
 
 
 def clusters(params: EnvoyParams) -> list[dict[str, Any]]:
+    reflection: list[dict[str, Any]] = []
+    if params.edge_reflection_streams > 0:
+        # Its own cluster so a circuit breaker caps the streams that reach the monolith:
+        # beyond the cap Envoy answers 503 at once instead of holding a worker there.
+        cap = _limits()
+        cap["thresholds"][0].update(
+            max_requests=params.edge_reflection_streams,
+            max_pending_requests=params.edge_reflection_streams,
+        )
+        reflection.append(
+            _cluster(REFLECTION_CLUSTER, params.monolith, "", params, circuit_breakers=cap)
+        )
     return [
         _cluster("monolith", params.monolith, "", params),
+        *reflection,
         _cluster(LEGACY_CLUSTER, params.monolith, COACH, params),
         # Last resort for the coach's share: no outlier detection here (a one-host cluster
         # ejected after two slow requests would fail every request).
@@ -226,7 +320,21 @@ def _retry(
     return policy
 
 
-def routes() -> list[dict[str, Any]]:
+def routes(params: EnvoyParams) -> list[dict[str, Any]]:
+    reflection: list[dict[str, Any]] = []
+    if params.edge_reflection_streams > 0:
+        reflection.append(
+            {
+                "name": "reflection",
+                "match": {"prefix": "/grpc.reflection."},
+                "route": {
+                    "cluster": REFLECTION_CLUSTER,
+                    "timeout": "0s",
+                    "idle_timeout": "15s",
+                    "max_stream_duration": {"max_stream_duration": "60s"},
+                },
+            }
+        )
     return [
         {
             "name": "wod",
@@ -241,11 +349,12 @@ def routes() -> list[dict[str, Any]]:
                 },
                 "timeout": "10s",
                 # GetWod is safe to replay: the first WOD recorded for the day wins, so a retry
-                # on the other implementation returns the same WOD.
+                # on the other implementation returns the same WOD. A coach that hangs is left
+                # after the per-try timeout (its answer takes milliseconds when healthy).
                 "retry_policy": _retry(
                     "unavailable,cancelled,connect-failure,refused-stream,reset",
                     3,
-                    per_try="4s",
+                    per_try="3s",
                     fallback=True,
                 ),
             },
@@ -261,10 +370,11 @@ def routes() -> list[dict[str, Any]]:
             },
         },
         {
-            "name": "reflection-and-health",
-            "match": {"prefix": "/grpc."},
-            "route": {"cluster": "monolith", "timeout": "0s"},
+            "name": "health",
+            "match": {"path": "/grpc.health.v1.Health/Check"},
+            "route": {"cluster": "monolith", "timeout": "5s"},
         },
+        *reflection,
     ]
 
 
@@ -288,6 +398,112 @@ end
 """.replace("%s", "\n".join(f'created["{p}"] = true' for p in CREATED_PATHS))
 
 
+def _exact_paths(paths: list[str]) -> dict[str, Any]:
+    return {"safe_regex": {"regex": "^(" + "|".join(re.escape(p) for p in paths) + ")$"}}
+
+
+def _rate_limit(
+    name: str, bucket: Bucket, actions: list[dict[str, Any]], entries: list[dict[str, str]]
+) -> dict[str, Any]:
+    """A local rate limit filter with one bucket per distinct descriptor value (client IP or
+    user id: wildcard entries), answering 429 / RESOURCE_EXHAUSTED with Retry-After."""
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    return {
+        "name": f"envoy.filters.http.local_ratelimit.{name}",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": f"rl_{name}",
+            # The filter-wide bucket is not the limit (the descriptors are): never reached.
+            "token_bucket": {
+                "max_tokens": 1000000,
+                "tokens_per_fill": 1000000,
+                "fill_interval": "1s",
+            },
+            "always_consume_default_token_bucket": False,
+            "filter_enabled": always | {"runtime_key": f"ratelimit.{name}.enabled"},
+            "filter_enforced": always | {"runtime_key": f"ratelimit.{name}.enforced"},
+            "max_dynamic_descriptors": 20000,
+            "rate_limited_as_resource_exhausted": True,
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "retry-after", "value": str(bucket.retry_after)},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+            "rate_limits": [{"actions": actions}],
+            "descriptors": [{"entries": entries, "token_bucket": bucket.envoy()}],
+        },
+    }
+
+
+def rate_limit_filters(limits: RateLimits) -> dict[str, list[dict[str, Any]]]:
+    """The rate limit filters by their place in the chain: `edge` first of all (every
+    request, per client IP), `auth` after the transcoder (gRPC paths of the auth family, per
+    client IP), `user` after jwt_authn (expensive RPCs, per verified user id)."""
+    out: dict[str, list[dict[str, Any]]] = {"edge": [], "auth": [], "user": []}
+    if limits.per_ip:
+        out["edge"].append(
+            _rate_limit(
+                "per_ip",
+                limits.general,
+                [{"remote_address": {}}],
+                [{"key": "remote_address"}],
+            )
+        )
+        out["auth"].append(
+            _rate_limit(
+                "auth_per_ip",
+                limits.auth,
+                [
+                    {
+                        "header_value_match": {
+                            "descriptor_key": "family",
+                            "descriptor_value": "auth",
+                            "headers": [
+                                {"name": ":path", "string_match": _exact_paths(AUTH_METHODS)}
+                            ],
+                        }
+                    },
+                    {"remote_address": {}},
+                ],
+                [{"key": "family", "value": "auth"}, {"key": "remote_address"}],
+            )
+        )
+    if limits.per_user:
+        out["user"].append(
+            _rate_limit(
+                "expensive_per_user",
+                limits.expensive,
+                [
+                    {
+                        "header_value_match": {
+                            "descriptor_key": "family",
+                            "descriptor_value": "expensive",
+                            "headers": [
+                                {
+                                    "name": ":path",
+                                    "string_match": _exact_paths(EXPENSIVE_USER_METHODS),
+                                }
+                            ],
+                        }
+                    },
+                    {
+                        "metadata": {
+                            "descriptor_key": "user",
+                            "metadata_key": {
+                                "key": "envoy.filters.http.jwt_authn",
+                                "path": [{"key": JWT_METADATA}, {"key": "sub"}],
+                            },
+                            "source": "DYNAMIC",
+                        }
+                    },
+                ],
+                [{"key": "family", "value": "expensive"}, {"key": "user"}],
+            )
+        )
+    return out
+
+
 def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
     jwks: dict[str, Any]
     if params.jwks is not None:
@@ -297,7 +513,9 @@ def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
         jwks = {"filename": params.jwks_file}
     rules: list[dict[str, Any]] = [{"match": {"prefix": p}} for p in PUBLIC_PREFIXES]
     rules.append({"match": {"prefix": "/fitco."}, "requires": {"provider_name": "fitco"}})
+    limits = rate_limit_filters(params.limits)
     return [
+        *limits["edge"],
         {
             # Before the transcoder: it sees the legacy path on the way in and the
             # transcoded HTTP answer on the way out.
@@ -328,6 +546,7 @@ def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
                 },
             },
         },
+        *limits["auth"],
         {
             # After the transcoder: rules are written for gRPC paths and must also hold for
             # transcoded JSON requests.
@@ -343,11 +562,14 @@ def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
                         "forward": True,
                         "require_expiration": True,
                         "clock_skew_seconds": 10,
+                        # The verified claims, for the per-user limit and the access log.
+                        "payload_in_metadata": JWT_METADATA,
                     }
                 },
                 "rules": rules,
             },
         },
+        *limits["user"],
         {
             "name": "envoy.filters.http.grpc_stats",
             "typed_config": {
@@ -379,6 +601,9 @@ ACCESS_LOG_FORMAT = {
     "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
     "ms": "%DURATION%",
     "request_id": "%REQ(X-REQUEST-ID)%",
+    # Who asked: the client address and the verified user id (never the token or a password).
+    "client_ip": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+    "user_id": f"%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:{JWT_METADATA}:sub)%",
 }
 
 
@@ -426,7 +651,21 @@ def connection_manager(params: EnvoyParams) -> dict[str, Any]:
                         }
                     },
                     "status_code": 401,
-                }
+                },
+                {
+                    "filter": {
+                        "status_code_filter": {
+                            "comparison": {
+                                "op": "EQ",
+                                "value": {"default_value": 429, "runtime_key": "edge.rl_429"},
+                            }
+                        }
+                    },
+                    "body": {
+                        "inline_string": "too many requests: slow down and retry after the "
+                        "number of seconds in the Retry-After header"
+                    },
+                },
             ],
             "body_format": {
                 "json_format": {
@@ -440,7 +679,7 @@ def connection_manager(params: EnvoyParams) -> dict[str, Any]:
         },
         "route_config": {
             "name": "fitco",
-            "virtual_hosts": [{"name": "fitco", "domains": ["*"], "routes": routes()}],
+            "virtual_hosts": [{"name": "fitco", "domains": ["*"], "routes": routes(params)}],
         },
         "http_filters": http_filters(params),
     }

@@ -183,6 +183,7 @@ class Mesh:
     def envoy_config(self) -> Path:
         c = self.config
         pem = (c.data_dir / "keys" / "jwt_public.pem").read_bytes()
+        env = self.base_env()
         if envoy.read_runtime(c.runtime_dir) is None:
             envoy.write_runtime(c.runtime_dir, envoy.Split(100, 0))
         params = envoy.EnvoyParams(
@@ -196,6 +197,9 @@ class Mesh:
             health_interval=c.health_interval,
             ejection_seconds=c.ejection_seconds,
             access_log=str(c.envoy_dir / "access.log"),
+            # FITCO_RATE_LIMITS=off for load tests from one machine (see README).
+            limits=envoy.RateLimits.from_env(env),
+            edge_reflection_streams=int(env.get("FITCO_EDGE_REFLECTION_STREAMS", "2")),
         )
         path = c.envoy_dir / "envoy.yaml"
         path.write_text(envoy.dump(envoy.render(params)))

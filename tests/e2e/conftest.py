@@ -55,6 +55,11 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
         log_dir=data / "logs",
         extra_env={
             "FITCO_TEST_CLOCK_FILE": str(clock.path),
+            # Every test client is 127.0.0.1 and a few users drive loops of WODs: the limits
+            # themselves are tested by test_edge_limits.py on an Envoy of their own.
+            "FITCO_RATE_LIMIT_AUTH": "100000/60s",
+            "FITCO_RATE_LIMIT_GENERAL": "100000/1s",
+            "FITCO_RATE_LIMIT_EXPENSIVE": "100000/60s",
             "FITCO_LOG_LEVEL": "INFO",
             "FITCO_COACH_READINESS_INTERVAL": "0.5",
             "FITCO_MONOLITH_READINESS_INTERVAL": "0.5",
