@@ -6,6 +6,7 @@ mistake is never reported as INTERNAL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import grpc
@@ -26,6 +27,10 @@ class ServiceError(Exception):
         self.message = message
         if reason is not None:
             self.reason = reason
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        """Extra trailers for the answer (Envoy's transcoder passes them on as headers)."""
+        return ()
 
     def details(self) -> list[any_pb2.Any]:
         info = any_pb2.Any()
@@ -106,6 +111,38 @@ class Unavailable(ServiceError):
 class DeadlineExceeded(ServiceError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "DEADLINE_EXCEEDED"
+
+
+class ResourceExhausted(ServiceError):
+    """Refused for now (a busy pool, a back-off); with `retry_after_seconds` the status carries
+    a google.rpc.RetryInfo so clients can show or honour when to try again."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after_seconds: float | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after_seconds = retry_after_seconds
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        if self.retry_after_seconds is None:
+            return ()
+        # HTTP's Retry-After takes whole seconds: round up.
+        return (("retry-after", str(max(1, math.ceil(self.retry_after_seconds)))),)
+
+    def details(self) -> list[any_pb2.Any]:
+        out = super().details()
+        if self.retry_after_seconds is not None:
+            delay = max(0.0, self.retry_after_seconds)
+            retry = error_details_pb2.RetryInfo()
+            retry.retry_delay.seconds = int(delay)
+            retry.retry_delay.nanos = int((delay - int(delay)) * 1e9)
+            packed = any_pb2.Any()
+            packed.Pack(retry)
+            out.append(packed)
+        return out
 
 
 class Validator:

@@ -40,6 +40,26 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 ErrorMapper = Callable[[BaseException], ServiceError | None]
 
 
+def _abort(context: grpc.ServicerContext, exc: ServiceError) -> None:
+    status = rpc_status.to_status(exc.to_status_proto())
+    extra = exc.trailing_metadata()
+    if extra:
+        status = _Status(status.code, status.details, (*status.trailing_metadata, *extra))
+    context.abort_with_status(status)
+
+
+class _Status(grpc.Status):
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        trailing_metadata: tuple[tuple[str, str | bytes], ...],
+    ) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
+
+
 class AccessPolicy:
     """Which RPCs need which access. Unlisted RPCs of our services need a signed-in user."""
 
@@ -113,7 +133,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 return behavior(request, context)
             except ServiceError as exc:
                 code = exc.code
-                context.abort_with_status(rpc_status.to_status(exc.to_status_proto()))
+                _abort(context, exc)
             except Exception as exc:
                 # An abort() from inside the handler has already set the code: let it through.
                 aborted = context.code()  # type: ignore[attr-defined]
@@ -127,7 +147,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         "infrastructure error",
                         extra={"method": method, "code": code.name, "error": type(exc).__name__},
                     )
-                    context.abort_with_status(rpc_status.to_status(mapped.to_status_proto()))
+                    _abort(context, mapped)
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error", extra={"method": method})
                 context.abort_with_status(rpc_status.to_status(internal_status(request_id)))

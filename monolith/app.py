@@ -28,12 +28,13 @@ from monolith.api.history import HistoryServicer
 from monolith.api.legacy import LegacyServicer
 from monolith.api.system import SystemServicer
 from monolith.api.users import UserServicer
-from monolith.db import Database, default_sqlite_url, make_engine
+from monolith.db import Database, db_error_to_service_error, default_sqlite_url, make_engine
 from monolith.domain.accounts import Accounts
 from monolith.domain.catalog import Catalog
 from monolith.domain.history import History
 from monolith.domain.legacy_wod import LegacyWod
-from monolith.domain.passwords import Passwords
+from monolith.domain.login_backoff import BackoffPolicy, LoginBackoff
+from monolith.domain.passwords import DEFAULT_WAIT_SECONDS, Passwords, default_concurrency
 from monolith.domain.tokens import TokenIssuer
 from monolith.migrations import current_revision, head_revision
 
@@ -103,7 +104,14 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     ensure_dev_keys(env)
     tokens = token_settings(env)
     clock = clock or clock_from_env(env)
-    db = Database(make_engine(database_url(env), env.get_int("FITCO_DB_POOL_SIZE", 10)))
+    db = Database(
+        make_engine(
+            database_url(env),
+            env.get_int("FITCO_DB_POOL_SIZE", 10),
+            connect_timeout=env.get_float("FITCO_DB_CONNECT_TIMEOUT", 3.0),
+            pool_timeout=env.get_float("FITCO_DB_POOL_TIMEOUT", 5.0),
+        )
+    )
     revision, head = current_revision(db.engine), head_revision()
     if revision != head:
         log.error(
@@ -111,12 +119,24 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
             extra={"revision": revision, "head": head},
         )
     catalog = Catalog(db, env.get_float("FITCO_CATALOG_TTL_SECONDS", 60.0))
+    passwords = Passwords(
+        concurrency=env.get_int("FITCO_HASH_CONCURRENCY", default_concurrency()),
+        wait_seconds=env.get_float("FITCO_HASH_WAIT_SECONDS", DEFAULT_WAIT_SECONDS),
+    )
+    backoff = LoginBackoff(
+        BackoffPolicy(
+            threshold=env.get_int("FITCO_LOGIN_FAILURES_BEFORE_BACKOFF", 5),
+            base_seconds=env.get_float("FITCO_LOGIN_BACKOFF_SECONDS", 1.0),
+            max_seconds=env.get_float("FITCO_LOGIN_BACKOFF_MAX_SECONDS", 900.0),
+        )
+    )
     accounts = Accounts(
         db,
-        Passwords(),
+        passwords,
         TokenIssuer(load_private_key(env), tokens, env.get_int("FITCO_TOKEN_TTL_SECONDS", 1800)),
         load_bootstrap_key(env),
         clock,
+        backoff,
     )
     history = History(db, catalog, clock)
     legacy = LegacyWod(history, catalog, accounts)
@@ -145,5 +165,6 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         policy=POLICY,
         verifier=TokenVerifier(load_public_key(env), tokens),
         readiness=ready,
+        error_mapper=db_error_to_service_error,
     )
     return Monolith(service, db, legacy)

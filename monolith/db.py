@@ -1,22 +1,45 @@
-"""Database access: engine, sessions and one transaction per unit of work."""
+"""Database access: engine, sessions and one transaction per unit of work.
+
+SQLite: pysqlite's own transaction handling is switched off and we emit BEGIN ourselves (the
+SQLAlchemy "pysqlite serializable" recipe). A write transaction starts with BEGIN IMMEDIATE, so
+it takes the write lock up front and a concurrent writer waits (busy_timeout) instead of
+failing with "database is locked" / SQLITE_BUSY_SNAPSHOT when its read snapshot went stale.
+A read-only transaction (`write=False`) starts with a plain BEGIN and never blocks writers.
+
+PostgreSQL: a connect timeout and a pool timeout, so a dead database fails a request quickly
+(mapped to UNAVAILABLE by `db_error_to_service_error`) instead of hanging it.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+
+from fitcore.errors import DeadlineExceeded, ServiceError, Unavailable
+
+# Execution option carried by the write sessions' connections; read by the SQLite BEGIN hook.
+WRITE_OPTION = "fitco_write"
+# PostgreSQL's SQLSTATE for "canceling statement due to statement timeout" (query_canceled).
+PG_QUERY_CANCELED = "57014"
 
 
 def default_sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'fitco.db'}"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Stop pysqlite from emitting BEGIN (late, and always DEFERRED); _sqlite_begin does it.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -25,13 +48,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
 def ensure_sqlite_dir(url: str) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(
+    url: str,
+    pool_size: int = 10,
+    *,
+    connect_timeout: float = 3.0,
+    pool_timeout: float = 5.0,
+) -> Engine:
+    """`connect_timeout` bounds opening a PostgreSQL connection, `pool_timeout` waiting for a
+    free one from the pool; both end in an error the interceptor maps to UNAVAILABLE."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         ensure_sqlite_dir(url)
@@ -40,27 +76,82 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 10},
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=pool_timeout,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() == "psycopg2" and "connect_timeout" not in parsed.query:
+        # libpq takes whole seconds (and treats 1 as 2).
+        connect_args["connect_timeout"] = max(2, math.ceil(connect_timeout))
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        url,
+        connect_args=connect_args,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
     )
+
+
+def dialect_insert(session: Session, entity: Any) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT with ON CONFLICT support for the session's database (SQLite or PostgreSQL)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(entity)
+    if name == "sqlite":
+        return sqlite.insert(entity)
+    raise NotImplementedError(f"no upsert for database dialect {name!r}")
+
+
+def db_error_to_service_error(exc: BaseException) -> ServiceError | None:
+    """A database failure clients can act on, or None when `exc` is not one.
+
+    A lost or refused connection, an exhausted pool or a busy SQLite file is UNAVAILABLE
+    (retry later); a statement timeout is DEADLINE_EXCEEDED. Bugs (a bad statement, a broken
+    constraint the domain did not expect) are not mapped and stay INTERNAL.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # also look through `raise ... from`
+        seen.add(id(current))
+        if isinstance(current, PoolTimeoutError):
+            return Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE")
+        if isinstance(current, DBAPIError):
+            if getattr(current.orig, "pgcode", None) == PG_QUERY_CANCELED:
+                return DeadlineExceeded("database statement timed out", reason="DATABASE_TIMEOUT")
+            if current.connection_invalidated or isinstance(
+                current, (OperationalError, InterfaceError)
+            ):
+                return Unavailable("database unavailable", reason="DATABASE_UNAVAILABLE")
+            return None
+        current = current.__cause__
+    return None
 
 
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+        self._reads = sessionmaker(engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed together, or not at all."""
-        with self._sessions() as session, session.begin():
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """A session whose work is committed together, or not at all.
+
+        Writing is the default because it is the safe one: a transaction that writes but was
+        opened with `write=False` fails on SQLite under contention. Pass `write=False` for
+        read-only work so SQLite readers do not queue behind writers."""
+        factory = self._writes if write else self._reads
+        with factory() as session, session.begin():
             yield session
 
     def ping(self) -> bool:

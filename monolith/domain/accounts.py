@@ -1,4 +1,10 @@
-"""Accounts: users, authentication, profile, body metrics and preferences."""
+"""Accounts: users, authentication, profile, body metrics and preferences.
+
+Passwords are hashed and verified outside any transaction: Argon2 takes tens of milliseconds
+and must not hold a pooled connection or, on SQLite, the write lock while it runs. Rows that
+several requests may create or change at once (profile, preferences, login attempts) are
+written with INSERT ... ON CONFLICT and, for read-modify-write, locked first.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,10 +24,11 @@ from fitcore.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unauthenticated,
     Validator,
 )
-from monolith.db import Database
+from monolith.db import Database, dialect_insert
 from monolith.domain.common import (
     as_utc,
     decode_page_token,
@@ -29,6 +36,7 @@ from monolith.domain.common import (
     newest_first_page,
     page_size,
 )
+from monolith.domain.login_backoff import LoginBackoff, attempt_key
 from monolith.domain.passwords import Passwords
 from monolith.domain.tokens import TokenIssuer
 from monolith.models import (
@@ -237,17 +245,19 @@ class Accounts:
         issuer: TokenIssuer,
         bootstrap_key: str,
         clock: Clock,
+        backoff: LoginBackoff | None = None,
     ) -> None:
         self._db = db
         self._passwords = passwords
         self._issuer = issuer
         self._bootstrap_key = bootstrap_key
         self._clock = clock
+        self._backoff = backoff or LoginBackoff()
 
     # -- accounts -----------------------------------------------------------------------
 
     def _insert_user(
-        self, session: Session, email: str, name: str, role: str, password: str
+        self, session: Session, email: str, name: str, role: str, password_hash: str
     ) -> UserRow:
         if session.scalar(select(exists().where(UserRow.email == email))):
             raise AlreadyExists(f"a user with email {email} already exists", reason="EMAIL_TAKEN")
@@ -256,7 +266,7 @@ class Accounts:
             email=email,
             name=name,
             role=role,
-            password_hash=self._passwords.hash(password),
+            password_hash=password_hash,
             created_at=now,
             updated_at=now,
         )
@@ -285,8 +295,9 @@ class Accounts:
             f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
         )
         v.raise_if_any()
+        password_hash = self._passwords.hash(password)
         with self._db.transaction() as s:
-            row = self._insert_user(s, email, name, ROLE_USER, password)
+            row = self._insert_user(s, email, name, ROLE_USER, password_hash)
             return _user_view(row), self._grant(row, onboarded=False)
 
     def login(self, email: str, password: str) -> TokenGrant:
@@ -298,15 +309,43 @@ class Accounts:
                     if not val
                 ]
             )
-        with self._db.transaction() as s:
-            row = s.scalar(select(UserRow).where(UserRow.email == email.strip().lower()))
-            if not self._passwords.verify(row.password_hash if row else None, password):
-                raise Unauthenticated("invalid email or password", reason="BAD_CREDENTIALS")
-            assert row is not None
-            if self._passwords.needs_rehash(row.password_hash):
-                row.password_hash = self._passwords.hash(password)
-            profile = s.get(ProfileRow, row.id)
-            return self._grant(row, onboarded=bool(profile and profile.onboarded))
+        lookup = email.strip().lower()
+        key = attempt_key(lookup)
+        now = self._clock.now()
+        # Read, then let the transaction go before verifying. A locked email is refused here,
+        # before any hashing, and the same way whether or not an account has it.
+        with self._db.transaction(write=False) as s:
+            failures = self._backoff.check(s, key, now)
+            row = s.scalar(select(UserRow).where(UserRow.email == lookup))
+            profile = s.get(ProfileRow, row.id) if row else None
+            onboarded = bool(profile and profile.onboarded)
+        if not self._passwords.verify(row.password_hash if row else None, password):
+            with self._db.transaction() as s:
+                self._backoff.record_failure(s, key, now)
+            raise Unauthenticated("invalid email or password", reason="BAD_CREDENTIALS")
+        assert row is not None
+        new_hash = self._rehash(row.password_hash, password)
+        if failures or new_hash:
+            with self._db.transaction() as s:
+                if failures:
+                    self._backoff.reset(s, key)
+                if new_hash:
+                    # Only if unchanged since we read it: never undo a concurrent change.
+                    s.execute(
+                        update(UserRow)
+                        .where(UserRow.id == row.id, UserRow.password_hash == row.password_hash)
+                        .values(password_hash=new_hash)
+                    )
+        return self._grant(row, onboarded=onboarded)
+
+    def _rehash(self, password_hash: str, password: str) -> str | None:
+        """A hash with the current parameters when the stored one is older, else None."""
+        if not self._passwords.needs_rehash(password_hash):
+            return None
+        try:
+            return self._passwords.hash(password)
+        except ResourceExhausted:
+            return None  # busy: the login still succeeds, a later one upgrades the hash
 
     def bootstrap_admin(self, presented_key: str, email: str, name: str) -> NewAccount:
         if not presented_key or not hmac.compare_digest(
@@ -318,6 +357,7 @@ class Accounts:
         name = _check_name(name, v)
         v.raise_if_any()
         password = self._passwords.generate()
+        password_hash = self._passwords.hash(password)
         taken = AlreadyExists("an admin already exists", reason="ADMIN_EXISTS")
         try:
             with self._db.transaction() as s:
@@ -325,7 +365,7 @@ class Accounts:
                     select(exists().where(UserRow.role == ROLE_ADMIN))
                 ):
                     raise taken
-                row = self._insert_user(s, email, name, ROLE_ADMIN, password)
+                row = self._insert_user(s, email, name, ROLE_ADMIN, password_hash)
                 # Row 1 can exist once: a concurrent bootstrap fails here and rolls back.
                 s.add(BootstrapClaimRow(id=1, user_id=row.id, claimed_at=self._clock.now()))
                 s.flush()
@@ -341,14 +381,15 @@ class Accounts:
         v.check(role in ROLES, "role", "must be 'user' or 'admin'")
         v.raise_if_any()
         password = self._passwords.generate()
+        password_hash = self._passwords.hash(password)
         with self._db.transaction() as s:
-            row = self._insert_user(s, email, name, role, password)
+            row = self._insert_user(s, email, name, role, password_hash)
             return NewAccount(_user_view(row), password)
 
     def list_users(self, size: int, token: str) -> tuple[list[UserView], str]:
         limit = page_size(size, 100, 500)
         after = decode_page_token(token)
-        with self._db.transaction() as s:
+        with self._db.transaction(write=False) as s:
             q = select(UserRow).order_by(UserRow.id).limit(limit + 1)
             if after:
                 q = q.where(UserRow.id > int(after[0]))
@@ -365,8 +406,27 @@ class Accounts:
             raise NotFound("user not found")
         return user
 
+    @staticmethod
+    def _locked_profile(s: Session, user_id: int, now: datetime) -> ProfileRow:
+        """The user's profile, created empty if missing, locked until the transaction ends.
+
+        Insert-if-missing instead of get-or-create, so two first writes do not both insert;
+        the lock (SELECT ... FOR UPDATE; on SQLite the write transaction's lock) makes a
+        concurrent read-modify-write wait instead of overwriting this one."""
+        s.execute(
+            dialect_insert(s, ProfileRow)
+            .values(user_id=user_id, onboarded=False, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[ProfileRow.user_id])
+        )
+        return s.scalars(
+            select(ProfileRow)
+            .where(ProfileRow.user_id == user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+
     def get_profile(self, user_id: int) -> ProfileView:
-        with self._db.transaction() as s:
+        with self._db.transaction(write=False) as s:
             user = self._user(s, user_id)
             return _profile_view(user, s.get(ProfileRow, user_id))
 
@@ -390,7 +450,7 @@ class Accounts:
         v.raise_if_any()
         with self._db.transaction() as s:
             user = self._user(s, user_id)
-            profile = s.get(ProfileRow, user_id) or ProfileRow(user_id=user_id)
+            profile = self._locked_profile(s, user_id, now)
             profile.weight_kg = weight
             profile.height_cm = height
             profile.fitness_goal = goal
@@ -399,7 +459,6 @@ class Accounts:
             profile.experience = experience or profile.experience
             profile.onboarded = True
             profile.updated_at = now
-            s.add(profile)
             s.add(BodyMetricRow(user_id=user_id, measured_at=now, weight_kg=weight, note=""))
             s.flush()
             return _profile_view(user, profile)
@@ -414,7 +473,7 @@ class Accounts:
         v.raise_if_any()
         with self._db.transaction() as s:
             user = self._user(s, user_id)
-            profile = s.get(ProfileRow, user_id) or ProfileRow(user_id=user_id, onboarded=False)
+            profile = self._locked_profile(s, user_id, now)
             if changes.name is not None:
                 user.name = changes.name
                 user.updated_at = now
@@ -435,7 +494,6 @@ class Accounts:
                 profile.weight_kg and profile.height_cm and profile.fitness_goal
             )
             profile.updated_at = now
-            s.add(profile)
             s.flush()
             return _profile_view(user, profile)
 
@@ -469,6 +527,14 @@ class Accounts:
         v.raise_if_any()
         with self._db.transaction() as s:
             self._user(s, user_id)
+            # Lock the profile first: one user's measurements then take turns, so the newest
+            # (by measured_at) is the weight left on the profile whatever the commit order.
+            profile = s.scalars(
+                select(ProfileRow)
+                .where(ProfileRow.user_id == user_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one_or_none()
             row = BodyMetricRow(
                 user_id=user_id,
                 measured_at=measured_at,
@@ -480,7 +546,6 @@ class Accounts:
             )
             s.add(row)
             # The newest measurement is the profile's current weight.
-            profile = s.get(ProfileRow, user_id)
             latest = s.scalar(
                 select(BodyMetricRow.measured_at)
                 .where(BodyMetricRow.user_id == user_id)
@@ -508,7 +573,7 @@ class Accounts:
     # -- preferences --------------------------------------------------------------------
 
     def get_preferences(self, user_id: int) -> PreferencesView:
-        with self._db.transaction() as s:
+        with self._db.transaction(write=False) as s:
             self._user(s, user_id)
             row = s.get(PreferencesRow, user_id)
             if row is None:
@@ -539,13 +604,19 @@ class Accounts:
                 f"unknown muscle group {mg}",
             )
         v.raise_if_any()
+        values = {
+            "equipment": equipment,
+            "training_days_per_week": days,
+            "session_minutes": minutes,
+            "avoid_muscle_group_ids": avoid,
+            "updated_at": self._clock.now(),
+        }
         with self._db.transaction() as s:
             self._user(s, user_id)
-            row = s.get(PreferencesRow, user_id) or PreferencesRow(user_id=user_id)
-            row.equipment = equipment
-            row.training_days_per_week = days
-            row.session_minutes = minutes
-            row.avoid_muscle_group_ids = avoid
-            row.updated_at = self._clock.now()
-            s.add(row)
+            # One atomic upsert: a concurrent first write updates instead of failing.
+            s.execute(
+                dialect_insert(s, PreferencesRow)
+                .values(user_id=user_id, **values)
+                .on_conflict_do_update(index_elements=[PreferencesRow.user_id], set_=values)
+            )
         return PreferencesView(equipment, days, minutes, avoid)

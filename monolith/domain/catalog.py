@@ -55,7 +55,7 @@ class CatalogSnapshot:
 
 
 def load_snapshot(db: Database) -> CatalogSnapshot:
-    with db.transaction() as s:
+    with db.transaction(write=False) as s:
         groups = list(s.scalars(select(MuscleGroupRow).order_by(MuscleGroupRow.id)))
         rows = list(
             s.scalars(

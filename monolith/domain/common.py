@@ -87,7 +87,7 @@ def newest_first_page(
         except (ValueError, IndexError) as exc:
             raise InvalidArgument([FieldViolation("page_token", "not a valid page token")]) from exc
         q = q.where(or_(time_column < at, and_(time_column == at, model.id < last_id)))
-    with db.transaction() as s:
+    with db.transaction(write=False) as s:
         rows = list(s.scalars(q))
     more = len(rows) > limit
     rows = rows[:limit]

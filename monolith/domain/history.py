@@ -194,7 +194,7 @@ class History:
                 raise NotFound(f"history entry {entry_id} not found")
 
     def entries_on_day(self, user_id: int, day: date) -> list[EntryView]:
-        with self._db.transaction() as s:
+        with self._db.transaction(write=False) as s:
             rows = s.scalars(
                 select(HistoryRow)
                 .where(HistoryRow.user_id == user_id, HistoryRow.day == day)
@@ -203,7 +203,7 @@ class History:
             return [self._entry_view(r) for r in rows]
 
     def exercise_ids_on_day(self, user_id: int, day: date) -> set[int]:
-        with self._db.transaction() as s:
+        with self._db.transaction(write=False) as s:
             return set(
                 s.scalars(
                     select(HistoryRow.exercise_id).where(
@@ -220,7 +220,7 @@ class History:
         )
 
     def get_served_wod(self, user_id: int, day: date) -> ServedWodView | None:
-        with self._db.transaction() as s:
+        with self._db.transaction(write=False) as s:
             row = self._load_wod(s, user_id, day)
             return _served_view(row) if row else None
 
@@ -286,7 +286,7 @@ class History:
                 return _served_view(wod), True
         except IntegrityError:
             # Another request recorded this day's WOD first: serve that one.
-            with self._db.transaction() as s:
+            with self._db.transaction(write=False) as s:
                 existing = self._load_wod(s, user_id, day)
                 if existing is None:
                     raise

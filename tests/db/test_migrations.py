@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from monolith import migrations
+from monolith.models import Base
 from tests.conftest import Databases
 
 TABLES = {
@@ -20,6 +23,7 @@ TABLES = {
     "served_wods",
     "exercise_history",
     "bootstrap_claim",
+    "login_attempts",
 }
 
 
@@ -107,3 +111,26 @@ def test_constraints_hold(databases: Databases) -> None:
             )
         )
     engine.dispose()
+
+
+def test_models_match_migrations(databases: Databases) -> None:
+    """The models describe the schema the migrations make (no table or column drift)."""
+    url = databases.new()
+    migrations.upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_login_attempts_arrive_in_0005(databases: Databases) -> None:
+    url = databases.new()
+    migrations.upgrade(url, "0004")
+    assert "login_attempts" not in _tables(url)
+    migrations.upgrade(url, "0005")
+    assert "login_attempts" in _tables(url)
+    migrations.downgrade(url, "0004")
+    assert "login_attempts" not in _tables(url)
