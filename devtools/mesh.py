@@ -1,25 +1,37 @@
-"""Run the whole system locally: migrations, then every process, health-checked, stopped
-cleanly on Ctrl-C or SIGTERM. `./fit run` uses it; the end-to-end tests use it too.
+"""Run the whole system locally under supervisord: migrations, then every process (monolith,
+coaches, Envoy) as a supervisord program that is restarted when it dies, health-checked, and
+stopped cleanly (SIGTERM, then SIGKILL to its process group) on Ctrl-C or SIGTERM.
+
+`./fit run` uses it; the end-to-end tests, `./fit bruno` and the benchmarks start the same
+supervisor, so a test that kills a process exercises the real restart. Why supervisord and not
+a hand-written loop or circus: adr/04-availability.md, "Supervisor".
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import secrets
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
 from devtools import envoy
 from devtools.paths import DESCRIPTOR_SET, ROOT, VAR, VENV_BIN
@@ -53,18 +65,29 @@ def grpc_healthy(target: str, service: str = "") -> bool:
 
 @dataclass
 class ProcSpec:
+    """One supervisord program: its command line, its whole environment, when it is healthy,
+    and its place in the start order (lower priority starts first and stops last)."""
+
     name: str
     argv: list[str]
     env: dict[str, str]
     healthy: Callable[[], bool]
-    log_path: Path | None = None
+    priority: int = 500
 
 
-@dataclass
-class Proc:
-    spec: ProcSpec
-    popen: subprocess.Popen[bytes]
-    log: object = None
+@dataclass(frozen=True)
+class Supervision:
+    """The restart and stop policy of every program (one place, rendered into supervisord.conf).
+
+    A process that dies after `startsecs` is restarted at once; one that dies sooner is retried
+    after 1 s, 2 s, 3 s ... (supervisord's back-off) and given up (FATAL) after `startretries`
+    attempts in a row: a crash loop that long is a bug to read in the log, not to hide.
+    """
+
+    startsecs: int = 1
+    startretries: int = 10
+    # SIGTERM, then SIGKILL after stopwaitsecs: above the services' default grace (10 s).
+    stopwaitsecs: int = 15
 
 
 @dataclass
@@ -82,7 +105,9 @@ class MeshConfig:
     ejection_seconds: float = 10.0
     database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # None: every program's output goes to the terminal (./fit run); else one file each here.
     log_dir: Path | None = None
+    supervision: Supervision = field(default_factory=Supervision)
 
     @classmethod
     def from_env(cls) -> MeshConfig:
@@ -127,13 +152,31 @@ class MeshConfig:
     def runtime_dir(self) -> Path:
         return self.envoy_dir / "runtime"
 
+    @property
+    def supervisor_dir(self) -> Path:
+        """supervisord.conf, its log, pid file and (when the path is short enough) its socket."""
+        return self.data_dir / "supervisor"
+
 
 class Mesh:
-    """Starts processes in order, waits for each to be healthy, stops them in reverse."""
+    """The mesh under supervisord: `start()` migrates, renders supervisord.conf from the
+    programs' specs, starts supervisord and waits until every program is healthy; `stop()`
+    stops supervisord, which stops every program (reverse priority) and leaves none behind.
+
+    In between, supervisord restarts any program that dies. Tests drive faults with `kill()`
+    (a signal straight to the process: the supervisor notices and restarts it),
+    `stop_program()` / `start_program()` (supervisord's XML-RPC: a stopped program stays down)
+    and `wait_healthy()`.
+    """
 
     def __init__(self, config: MeshConfig) -> None:
         self.config = config
-        self.procs: list[Proc] = []
+        self.programs: list[ProcSpec] = []
+        self.supervisord: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None  # a short private directory, when var/ is too deep
+        # Per start, in the 0600 config only: the socket's 0700 mode keeps other users out,
+        # the password keeps out anything that did not read the config.
+        self._rpc_password = secrets.token_urlsafe(24)
 
     def base_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -161,7 +204,11 @@ class Mesh:
             "FITCO_MONOLITH_METRICS_PORT": str(self.config.metrics_port),
         }
         return ProcSpec(
-            "monolith", [PYTHON, "-m", "monolith", "serve"], env, lambda: grpc_healthy(target)
+            "monolith",
+            [PYTHON, "-m", "monolith", "serve"],
+            env,
+            lambda: grpc_healthy(target),
+            priority=100,
         )
 
     def coach_spec(self, index: int) -> ProcSpec:
@@ -178,6 +225,7 @@ class Mesh:
             [PYTHON, "-m", "coach"],
             env,
             lambda: grpc_healthy(target, COACH_SERVICE),
+            priority=200,
         )
 
     def envoy_config(self) -> Path:
@@ -220,70 +268,333 @@ class Mesh:
             "--drain-time-s",
             "2",
         ]
-        return ProcSpec("envoy", argv, self.base_env(), lambda: http_ok(f"{c.admin_url}/ready"))
+        return ProcSpec(
+            "envoy",
+            argv,
+            self.base_env(),
+            lambda: http_ok(f"{c.admin_url}/ready"),
+            priority=300,
+        )
 
     def specs(self) -> list[ProcSpec]:
+        """Every program in start order (rendering Envoy's spec writes its config)."""
         return [
             self.monolith_spec(),
             *(self.coach_spec(i) for i in range(self.config.coach_instances)),
+            self.envoy_spec(),
         ]
 
-    def start_proc(self, spec: ProcSpec, timeout: float = 60.0) -> Proc:
-        log = None
-        stdout: int | object | None = None
-        if self.config.log_dir is not None:
-            self.config.log_dir.mkdir(parents=True, exist_ok=True)
-            log = (self.config.log_dir / f"{spec.name}.log").open("ab")
-            stdout = log
-        popen = subprocess.Popen(  # noqa: S603
-            spec.argv,
-            cwd=ROOT,
-            env=spec.env,
-            stdout=stdout,  # type: ignore[arg-type]
-            stderr=subprocess.STDOUT if log else None,
-        )
-        proc = Proc(spec, popen, log)
-        self.procs.append(proc)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                raise RuntimeError(f"{spec.name} exited with {popen.returncode} during start-up")
-            if spec.healthy():
-                return proc
-            time.sleep(0.1)
-        raise RuntimeError(f"{spec.name} was not healthy within {timeout:.0f}s")
+    # -- supervisord ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config.envoy_dir.mkdir(parents=True, exist_ok=True)
+    @property
+    def config_path(self) -> Path:
+        return self.config.supervisor_dir.absolute() / "supervisord.conf"
+
+    @property
+    def socket_path(self) -> Path:
+        """The XML-RPC socket: in the data directory unless that path is too long for one."""
+        sock = self.config.supervisor_dir.absolute() / "supervisor.sock"
+        if len(str(sock)) <= _MAX_SOCKET_PATH:
+            return sock
+        if self._socket_dir is None:
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="fitco-sv-"))  # mode 0700
+        return self._socket_dir / "supervisor.sock"
+
+    def supervisor_conf(self, programs: list[ProcSpec]) -> str:
+        """supervisord.conf for these programs. Each program gets supervisord's environment
+        (this mesh's base_env) plus, in `environment=`, what its spec sets differently, so it
+        sees exactly the environment its spec describes (and supervisord's SUPERVISOR_*)."""
+        c, policy = self.config, self.config.supervision
+        here = c.supervisor_dir.absolute()
+        logs = c.log_dir.absolute() if c.log_dir is not None else None
+        base = self.base_env()
+        supervisord = {
+            "nodaemon": "true",
+            # In the foreground supervisord also logs to stdout: the terminal of ./fit run,
+            # not the tests' output (they read log_dir/supervisord.log).
+            "silent": "false" if logs is None else "true",
+            "logfile": str((logs or here) / "supervisord.log"),
+            "logfile_maxbytes": "10MB",
+            "logfile_backups": "2",
+            "loglevel": "info",
+            "pidfile": str(here / "supervisord.pid"),
+            "childlogdir": str(here),
+            "identifier": "fitco-mesh",
+        }
+        if os.getuid() == 0:
+            supervisord["user"] = "root"  # says so, instead of a CRIT line about not dropping it
+        sections: list[tuple[str, dict[str, str]]] = [
+            (
+                "unix_http_server",
+                {
+                    "file": str(self.socket_path),
+                    "chmod": "0700",
+                    "username": _RPC_USER,
+                    "password": self._rpc_password,
+                },
+            ),
+            ("supervisord", supervisord),
+            (
+                "rpcinterface:supervisor",
+                {
+                    "supervisor.rpcinterface_factory": (
+                        "supervisor.rpcinterface:make_main_rpcinterface"
+                    )
+                },
+            ),
+            (
+                "supervisorctl",
+                {
+                    "serverurl": f"unix://{self.socket_path}",
+                    "username": _RPC_USER,
+                    "password": self._rpc_password,
+                },
+            ),
+        ]
+        for spec in programs:
+            dropped = base.keys() - spec.env.keys()
+            if dropped:
+                raise ValueError(f"{spec.name}: a program cannot unset {sorted(dropped)}")
+            own = {k: v for k, v in spec.env.items() if base.get(k) != v}
+            program = {
+                "command": shlex.join(spec.argv),
+                "directory": str(ROOT),
+                "priority": str(spec.priority),
+                "autostart": "true",
+                "autorestart": "true",
+                "startsecs": str(policy.startsecs),
+                "startretries": str(policy.startretries),
+                "stopsignal": "TERM",
+                "stopwaitsecs": str(policy.stopwaitsecs),
+                "stopasgroup": "true",
+                "killasgroup": "true",
+                "redirect_stderr": "true",
+                "stdout_logfile": "/dev/stdout" if logs is None else str(logs / f"{spec.name}.log"),
+                "stdout_logfile_maxbytes": "0",
+            }
+            if own:
+                program["environment"] = _environment(own)
+            sections.append((f"program:{spec.name}", program))
+        lines = ["; Rendered by devtools/mesh.py on every start of the mesh: edit that, not this."]
+        for name, values in sections:
+            lines += ["", f"[{name}]", *(f"{k}={_ini(v)}" for k, v in values.items())]
+        return "\n".join(lines) + "\n"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Migrate, start supervisord with every program, wait until each one is healthy."""
+        c = self.config
+        if self.supervisord is not None:
+            raise RuntimeError("the mesh is already started")
+        for d in (c.data_dir, c.envoy_dir, *([c.log_dir] if c.log_dir else [])):
+            d.mkdir(parents=True, exist_ok=True)
+        c.supervisor_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        c.supervisor_dir.chmod(0o700)
         ensure_dev_keys(Env(self.base_env()))
         self.migrate()
-        for spec in self.specs():
-            self.start_proc(spec)
-        self.start_proc(self.envoy_spec())
+        self.programs = self.specs()
+        self.config_path.unlink(missing_ok=True)
+        self.config_path.touch(mode=0o600)
+        self.config_path.write_text(self.supervisor_conf(self.programs))
+        out = None if c.log_dir is None else (c.log_dir / "supervisord.out").open("ab")
+        try:
+            self.supervisord = subprocess.Popen(  # noqa: S603 - our own command line
+                [
+                    PYTHON,
+                    "-c",
+                    _DIE_WITH_PARENT,
+                    str(os.getpid()),
+                    str(VENV_BIN / "supervisord"),
+                    "--nodaemon",
+                    "--configuration",
+                    str(self.config_path),
+                ],
+                cwd=ROOT,
+                env=self.base_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                # Its own session: Ctrl-C in the terminal reaches ./fit run, which stops it.
+                start_new_session=True,
+            )
+        finally:
+            if out is not None:
+                out.close()
+        try:
+            deadline = time.monotonic() + timeout
+            for spec in self.programs:
+                remaining = max(1.0, deadline - time.monotonic())
+                self.wait_healthy(spec.name, remaining, first_start=True)
+        except BaseException:
+            self.stop()
+            raise
 
-    def proc(self, name: str) -> Proc:
-        return next(p for p in self.procs if p.spec.name == name)
+    def call(self, method: str, *args: Any) -> Any:
+        """One call of supervisord's XML-RPC interface (`supervisor.<method>`) over its unix
+        socket, on a connection of its own (so any thread may call)."""
+        transport = SupervisorTransport(_RPC_USER, self._rpc_password, f"unix://{self.socket_path}")
+        with xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport) as proxy:
+            return getattr(proxy.supervisor, method)(*args)
 
-    def stop_proc(self, proc: Proc, timeout: float = 15.0) -> None:
-        if proc.popen.poll() is None:
-            proc.popen.send_signal(signal.SIGTERM)
+    def program(self, name: str) -> ProcSpec:
+        for spec in self.programs:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no program {name!r} (have {[p.name for p in self.programs]})")
+
+    def info(self, name: str) -> dict[str, Any]:
+        """supervisord's view of a program: statename, pid (0 when not running), ..."""
+        info: dict[str, Any] = self.call("getProcessInfo", name)
+        return info
+
+    def pid(self, name: str) -> int:
+        """The program's current pid, 0 when it is not running."""
+        return int(self.info(name)["pid"])
+
+    def pids(self) -> dict[str, int]:
+        """supervisord's pid and every running program's."""
+        out = {"supervisord": self.supervisord.pid} if self.supervisord else {}
+        for info in self.call("getAllProcessInfo"):
+            if info["pid"]:
+                out[str(info["name"])] = int(info["pid"])
+        return out
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Send `sig` to the program's process, behind supervisord's back (as a crash would);
+        after a fatal signal supervisord restarts it. Returns the pid signalled."""
+        pid = self.pid(name)
+        if not pid:
+            raise RuntimeError(f"{name} is not running")
+        os.kill(pid, sig)
+        return pid
+
+    def stop_program(self, name: str) -> None:
+        """Stop a program gracefully through supervisord; it stays stopped until started."""
+        self.call("stopProcess", name, True)
+
+    def start_program(self, name: str, timeout: float = 30.0) -> int:
+        """Start a stopped program through supervisord and wait until it is healthy."""
+        self.call("startProcess", name, False)
+        return self.wait_healthy(name, timeout)
+
+    def wait_healthy(
+        self, name: str, timeout: float = 30.0, replacing: int = 0, *, first_start: bool = False
+    ) -> int:
+        """Wait until `name` runs (as a new process when `replacing` is the pid it had) and
+        passes its health check; return its pid. Fails at once when supervisord gave up on it
+        (FATAL) or it was stopped, and with `first_start` as soon as it exits (BACKOFF): a
+        program that cannot start at all is a configuration error, not worth a minute of
+        back-off."""
+        spec = self.program(name)
+        deadline = time.monotonic() + timeout
+        state = "unknown"
+        while time.monotonic() < deadline:
+            self._check_supervisord()
             try:
-                proc.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
-        if proc.log is not None:
-            proc.log.close()  # type: ignore[attr-defined]
-        if proc in self.procs:
-            self.procs.remove(proc)
+                info = self.info(name)
+            except OSError:  # supervisord is still opening its socket
+                time.sleep(0.1)
+                continue
+            state, pid = str(info["statename"]), int(info["pid"])
+            if (
+                state == "FATAL"
+                or (state == "STOPPED" and info["start"])
+                or (first_start and state in ("BACKOFF", "EXITED"))
+            ):
+                raise RuntimeError(f"{name} is {state}: {info['description']}{self._tail(name)}")
+            if pid and pid != replacing and state in ("STARTING", "RUNNING") and spec.healthy():
+                return pid
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"{name} was not healthy within {timeout:.0f}s (state {state}){self._tail(name)}"
+        )
+
+    def wait(self) -> int:
+        """Block until supervisord exits (it does not when a program dies); its exit code."""
+        if self.supervisord is None:
+            raise RuntimeError("the mesh is not started")
+        return self.supervisord.wait()
 
     def stop(self) -> None:
-        for proc in reversed(list(self.procs)):
-            self.stop_proc(proc)
+        """Stop every program (SIGTERM in reverse priority order, SIGKILL to its process group
+        after stopwaitsecs) and supervisord. Nothing of the mesh runs afterwards."""
+        sup = self.supervisord
+        if sup is None:
+            return
+        children: list[int] = []
+        if sup.poll() is None:
+            with contextlib.suppress(OSError, xmlrpc.client.Error):
+                children = [p for n, p in self.pids().items() if n != "supervisord"]
+            for pid in children:  # a SIGSTOPped program would only die at SIGKILL
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGCONT)
+            sup.send_signal(signal.SIGTERM)
+        # supervisord stops the programs one after the other.
+        budget = self.config.supervision.stopwaitsecs * (len(self.programs) + 1) + 5
+        try:
+            sup.wait(budget)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+            sup.wait()
+            for pid in children:  # supervisord died before its programs: finish its work
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+        self.supervisord = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
 
-    def exited(self) -> Proc | None:
-        return next((p for p in self.procs if p.popen.poll() is not None), None)
+    def _check_supervisord(self) -> None:
+        if self.supervisord is None:
+            raise RuntimeError("the mesh is not started")
+        code = self.supervisord.poll()
+        if code is not None:
+            raise RuntimeError(f"supervisord exited with {code}{self._tail('supervisord')}")
+
+    def _tail(self, name: str, lines: int = 20) -> str:
+        """The end of a program's log for an error message ('' when it went to the terminal)."""
+        logs = self.config.log_dir
+        if logs is None:
+            return ""
+        text = []
+        for path in (logs / f"{name}.log", logs / f"{name}.out"):
+            with contextlib.suppress(OSError):
+                text += path.read_text(errors="replace").splitlines()[-lines:]
+        return "".join(f"\n  | {line}" for line in text)
+
+
+_RPC_USER = "fitco"
+# AF_UNIX paths are limited to 108 bytes; pytest's temporary directories can be deep.
+_MAX_SOCKET_PATH = 100
+
+# supervisord gets SIGTERM (a clean stop of every program) when the process that started it
+# dies, so a killed `./fit run` or test run leaves no mesh behind. Linux only (prctl); the
+# signal follows the *thread* that started it: start meshes from a thread that outlives them.
+_DIE_WITH_PARENT = """\
+import ctypes, os, signal, sys
+libc = ctypes.CDLL(None)
+if hasattr(libc, "prctl"):
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the process that started supervisord is gone")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _ini(value: str) -> str:
+    """A value for supervisord.conf: one line, '%' doubled (supervisord expands %(name)s)."""
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"a supervisord.conf value must be one line: {value!r}")
+    return value.replace("%", "%%")
+
+
+def _environment(env: dict[str, str]) -> str:
+    """KEY="value",... as supervisord parses `environment=` (no escapes inside quotes)."""
+    pairs = []
+    for key, value in sorted(env.items()):
+        if not key.isidentifier() or '"' in value or "'" in value:
+            raise ValueError(f"{key}={value!r} cannot be written to supervisord.conf")
+        pairs.append(f'{key}="{value}"')
+    return ",".join(pairs)
 
 
 def banner(mesh: Mesh) -> str:
@@ -306,6 +617,8 @@ def banner(mesh: Mesh) -> str:
             f"coach {split.coach if split else '?'}  (change: ./fit shift wod --coach 10)",
             f"  data directory     {c.data_dir}  (SQLite unless DATABASE_URL is set)",
             f"  bootstrap key      {c.data_dir / 'keys' / 'bootstrap.key'}",
+            f"  supervisor         {VENV_BIN / 'supervisorctl'} -c {mesh.config_path} status",
+            "                     (restarts any process that dies; logs each exit above)",
             "",
             "Try it:",
             f"  curl {c.envoy_url}/health",
@@ -318,30 +631,30 @@ def banner(mesh: Mesh) -> str:
 
 
 def run(_args: argparse.Namespace) -> int:
+    """`./fit run`: the mesh under supervisord until Ctrl-C, SIGTERM or SIGHUP. A program that
+    dies is restarted by supervisord (which logs it); the mesh keeps running."""
     mesh = Mesh(MeshConfig.from_env())
-    stop = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in signals:
+        signal.signal(sig, on_signal)
     code = 0
     try:
         mesh.start()
         print(banner(mesh), flush=True)
-        while not stop.wait(0.5):
-            dead = mesh.exited()
-            if dead is not None:
-                print(
-                    f"{dead.spec.name} exited ({dead.popen.returncode}); stopping", file=sys.stderr
-                )
-                code = 1
-                break
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        code = mesh.wait() or 1
+        print(f"run: supervisord exited ({code})", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, OSError, ValueError, subprocess.CalledProcessError) as exc:
         print(f"run: {exc}", file=sys.stderr)
         code = 1
     finally:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
         print("stopping ...", flush=True)
         mesh.stop()
     return code

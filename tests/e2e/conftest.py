@@ -1,12 +1,15 @@
 """The real mesh for end-to-end tests: monolith, two coaches and Envoy, on free loopback ports.
 
-Every process is started by the same supervisor `./fit run` uses, and stopped (and checked to
-be gone) at the end of the module.
+Every process is started by the same supervisor `./fit run` uses (supervisord, restarting what
+dies), and stopped (and checked to be gone, supervisord included) at the end of the module.
 """
 
 from __future__ import annotations
 
+import os
+import xmlrpc.client
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -36,11 +39,9 @@ class RunningMesh:
         return JsonClient(self.host, self.port)
 
 
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
-    data: Path = tmp_path_factory.mktemp("mesh")
-    clock = TestClock(data / "clock-offset")
-    config = MeshConfig(
+def e2e_config(data: Path, clock: TestClock, database_url: str, **env: str) -> MeshConfig:
+    """A mesh on free loopback ports with short health, ejection and breaker timings."""
+    return MeshConfig(
         data_dir=data,
         monolith_port=free_port(),
         coach_port=free_port_run(2),  # coach i listens on coach_port + i
@@ -51,32 +52,58 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
         metrics_port=0,
         health_interval=0.5,
         ejection_seconds=3.0,
-        database_url=f"sqlite:///{data / 'fitco.db'}",
+        database_url=database_url,
         log_dir=data / "logs",
         extra_env={
             "FITCO_TEST_CLOCK_FILE": str(clock.path),
-            # Every test client is 127.0.0.1 and a few users drive loops of WODs: the limits
-            # themselves are tested by test_edge_limits.py on an Envoy of their own.
-            "FITCO_RATE_LIMIT_AUTH": "100000/60s",
-            "FITCO_RATE_LIMIT_GENERAL": "100000/1s",
-            "FITCO_RATE_LIMIT_EXPENSIVE": "100000/60s",
             "FITCO_LOG_LEVEL": "INFO",
             "FITCO_COACH_READINESS_INTERVAL": "0.5",
             "FITCO_MONOLITH_READINESS_INTERVAL": "0.5",
             "FITCO_BREAKER_OPEN_SECONDS": "2",
             "FITCO_COACH_GRACE_SECONDS": "2",
             "FITCO_MONOLITH_GRACE_SECONDS": "2",
+            # The load tests drive a few users hard from one address: no edge rate limits
+            # (tests/e2e/test_edge_limits.py runs its own Envoy with small ones).
+            "FITCO_RATE_LIMITS": "none",
+            **env,
         },
     )
+
+
+@contextmanager
+def running_mesh(config: MeshConfig, clock: TestClock) -> Iterator[RunningMesh]:
+    """Start the mesh under supervisord; at the end stop it and check that no process of it
+    (supervisord, or any program it runs) survived."""
     m = Mesh(config)
+    pids: dict[str, int] = {}
     try:
         m.start()
+        pids = m.pids()
         yield RunningMesh(m, clock)
     finally:
-        pids = [p.popen.pid for p in m.procs]
+        if m.supervisord is not None:
+            with suppress(OSError, xmlrpc.client.Error):
+                pids |= m.pids()  # the programs' current pids, after any restarts
         m.stop()
-        for pid in pids:
-            assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), f"process {pid} survived"
+        assert not pids or "supervisord" in pids, pids
+        for name, pid in pids.items():
+            assert _gone(pid), f"{name} (pid {pid}) survived the mesh"
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
+    data: Path = tmp_path_factory.mktemp("mesh")
+    clock = TestClock(data / "clock-offset")
+    with running_mesh(e2e_config(data, clock, f"sqlite:///{data / 'fitco.db'}"), clock) as m:
+        yield m
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import threading
 import time
 import urllib.request
@@ -104,6 +105,8 @@ def register(client: JsonClient, onboard: bool = True, goal: str = "muscle_gain"
 class TestClock:
     """Moves the services' clock (FITCO_TEST_CLOCK_FILE holds an offset in seconds)."""
 
+    __test__ = False  # not a test class, whatever its name
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0.0
@@ -176,26 +179,87 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     implementations: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    # Failed answers in the API's error shape: JSON {"code", "message", ...}.
+    json_errors: int = 0
+    max_seconds: float = 0.0  # the slowest request, answered or not
+    slow: int = 0  # requests that took longer than WodLoad.slow_seconds
+    # One per request: (started, seconds, status, ok, error in JSON), time.monotonic() clock.
+    samples: list[tuple[float, float, int, bool, bool]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.failed
+
+    def between(self, start: float, end: float = math.inf, slow: float = 1.0) -> LoadResult:
+        """The requests started in [start, end) (time.monotonic())."""
+        out = LoadResult()
+        for started, seconds, status, good, json_error in self.samples:
+            if start <= started < end:
+                out.ok += good
+                out.failed += not good
+                out.statuses[status] += 1
+                out.json_errors += json_error
+                out.max_seconds = max(out.max_seconds, seconds)
+                out.slow += seconds > slow
+                out.samples.append((started, seconds, status, good, json_error))
+        return out
+
+    def last_failure(self) -> float | None:
+        """When the last failed request started."""
+        return max((s[0] for s in self.samples if not s[3]), default=None)
+
+    def summary(self) -> str:
+        return (
+            f"{self.total} requests: {self.ok} ok, {self.failed} failed "
+            f"(statuses {dict(sorted(self.statuses.items()))}, {self.json_errors} JSON errors), "
+            f"slowest {self.max_seconds:.2f} s, {self.slow} slow"
+        )
+
+
+def is_error_json(body: Any) -> bool:
+    """The API's error shape (services' and Envoy's own replies alike)."""
+    return isinstance(body, dict) and "code" in body and bool(body.get("message"))
 
 
 class WodLoad:
-    """Bounded concurrent GET /fitness/wod load from `users` (one thread each) until stopped."""
+    """Bounded concurrent GET /fitness/wod load until stopped: one thread per user, or
+    `threads` threads each cycling through its share of the users (so many users' first WOD
+    of the day, which writes, is in flight at once). A thread pauses `pause_on_failure` after
+    a failed request, as a client would, instead of spinning on an outage."""
 
-    def __init__(self, host: str, port: int, users: list[User], max_seconds: float = 120) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        users: list[User],
+        max_seconds: float = 120,
+        threads: int | None = None,
+        pause_on_failure: float = 0.0,
+        slow_seconds: float = 1.0,
+    ) -> None:
         self.host, self.port, self.users = host, port, users
         self.max_seconds = max_seconds
+        self.pause_on_failure = pause_on_failure
+        self.slow_seconds = slow_seconds
         self.result = LoadResult()
+        self.last_wod: dict[int, Any] = {}  # user id -> the last WOD answered to that user
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        n = threads or len(users)
         self._threads = [
-            threading.Thread(target=self._worker, args=(u,), daemon=True) for u in users
+            threading.Thread(target=self._worker, args=(users[i::n],), daemon=True)
+            for i in range(n)
         ]
 
-    def _worker(self, user: User) -> None:
+    def _worker(self, users: list[User]) -> None:
         client = JsonClient(self.host, self.port)
         deadline = time.monotonic() + self.max_seconds
+        turn = 0
         try:
             while not self._stop.is_set() and time.monotonic() < deadline:
+                user = users[turn % len(users)]
+                turn += 1
+                started = time.monotonic()
                 try:
                     r = client.get("/fitness/wod", token=user.token)
                     good = r.status == 200 and len(r.body["exercises"]) > 0
@@ -203,16 +267,44 @@ class WodLoad:
                 except Exception as exc:  # counted, not raised: the test asserts on counts
                     good, detail = False, repr(exc)
                     r = Response(0, None, {})
+                seconds = time.monotonic() - started
+                json_error = not good and is_error_json(r.body)
                 with self._lock:
-                    self.result.statuses[r.status] += 1
+                    res = self.result
+                    res.statuses[r.status] += 1
+                    res.max_seconds = max(res.max_seconds, seconds)
+                    res.slow += seconds > self.slow_seconds
+                    res.samples.append((started, seconds, r.status, good, json_error))
                     if good:
-                        self.result.ok += 1
+                        res.ok += 1
+                        res.implementations[str(r.body.get("implementation"))] += 1
+                        self.last_wod[user.id] = r.body
                     else:
-                        self.result.failed += 1
-                        if len(self.result.errors) < 20:
-                            self.result.errors.append(detail)
+                        res.failed += 1
+                        res.json_errors += json_error
+                        if len(res.errors) < 20:
+                            res.errors.append(detail)
+                if not good and self.pause_on_failure:
+                    self._stop.wait(self.pause_on_failure)
         finally:
             client.close()
+
+    def between(self, start: float, end: float = math.inf) -> LoadResult:
+        """The requests started in [start, end) (time.monotonic()), finished or not yet."""
+        with self._lock:
+            return self.result.between(start, end, self.slow_seconds)
+
+    def wait_steady(self, within: float, window: float = 1.0, min_ok: int = 10) -> float:
+        """Wait until a whole `window` of requests succeeds (at least `min_ok`, no failure);
+        return when that window started (time.monotonic()). Fails after `within` seconds."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            time.sleep(window)
+            w = self.between(start, start + window)
+            if w.failed == 0 and w.ok >= min_ok:
+                return start
+        raise AssertionError(f"no steady {window:.0f} s window within {within:.0f} s")
 
     def __enter__(self) -> WodLoad:
         for t in self._threads:
