@@ -477,7 +477,8 @@ def save(name: str, result: dict[str, Any], command: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("k6", "ghz") if args.what != "report" else ():
+    needed = {"report": (), "flood": ("k6",)}.get(args.what, ("k6", "ghz"))
+    for name in needed:
         try:
             tools.require(name)
         except tools.MissingTool as exc:
@@ -519,9 +520,94 @@ def run(args: argparse.Namespace) -> int:
         save("coach_scaling", coach_scaling(args.seconds), "./fit bench scaling")
     if what == "profile":
         save("profile", profile(12), "./fit bench profile")
+    if what in ("flood", "all"):
+        save("flood", flood(args.seconds), "./fit bench flood")
     if what in ("report", "all"):
         bench_report.render()
     return 0
+
+
+# -- login flood (issue #8) ------------------------------------------------------------------
+
+
+def _probe_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    m = summary["metrics"]
+    dur, count = m["http_req_duration"], m["http_reqs"]["count"]
+    return {
+        "requests": count,
+        "failed": round(m["http_req_failed"].get("value", 0) * count),
+        "p50_ms": dur["med"],
+        "p95_ms": dur["p(95)"],
+        "p99_ms": dur["p(99)"],
+        "max_ms": dur["max"],
+    }
+
+
+def _flood_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    checks = summary["root_group"]["checks"]
+    limited = checks.get("rate limited (429)", {})
+    refused = checks.get("refused (401 or 429)", {})
+    m = summary["metrics"]
+    return {
+        "requests": m["http_reqs"]["count"],
+        "rps": m["http_reqs"]["rate"],
+        "status_429": limited.get("passes", 0),
+        "status_401": refused.get("passes", 0) - limited.get("passes", 0),
+        "other": refused.get("fails", 0),
+        "p95_ms": m["http_req_duration"]["p(95)"],
+    }
+
+
+def flood(seconds: int) -> dict[str, Any]:
+    """Unrelated reads (a catalog and a profile read at 20/s each, from 127.0.0.2) with and
+    without 50 clients flooding wrong-password logins from 127.0.0.1; once with the edge limits
+    as shipped, once with the per-IP limits off (the monolith's bounded hash pool alone)."""
+    raw = RESULTS / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    for label, limits, emails in (
+        ("edge limits on", "on", "few"),
+        ("per-IP limits off", "off", "few"),
+        ("per-IP limits off, a new email each try", "off", "distinct"),
+    ):
+        env = BenchEnv("sqlite", coach_instances=1, extra_env={"FITCO_RATE_LIMITS": limits})
+        with running_mesh(env) as mesh:
+            base = mesh.config.envoy_url
+            [token] = make_users(base, 1)
+            probe_env = {"BASE_URL": base, "MODE": "probe", "RATE": "20", "TOKEN": token}
+            probe_env["DURATION"] = f"{seconds}s"
+            other_ip = ["--local-ips", "127.0.0.2"]
+            baseline = k6_summary("flood.js", probe_env, other_ip)
+            flood_env = {"BASE_URL": base, "MODE": "flood", "VUS": "50", "EMAILS": emails}
+            flood_env["DURATION"] = f"{seconds + 4}s"
+            with ThreadPoolExecutor(2) as pool:
+                attack = pool.submit(k6_summary, "flood.js", flood_env)
+                time.sleep(3)  # the flood is at full strength before the probe starts
+                flooded = pool.submit(k6_summary, "flood.js", probe_env, other_ip).result()
+                attack_summary = attack.result()
+        slug = f"{limits}-{emails}"
+        for name, summary in (
+            ("baseline", baseline),
+            ("flooded", flooded),
+            ("attack", attack_summary),
+        ):
+            (raw / f"flood-{slug}-{name}.json").write_text(json.dumps(summary) + "\n")
+        run: dict[str, Any] = {
+            "label": label,
+            "rate_limits": limits,
+            "emails": emails,
+            "unflooded": _probe_figures(baseline),
+            "flooded": _probe_figures(flooded),
+            "flood": _flood_figures(attack_summary),
+        }
+        print(
+            f"  {label:40} reads p95 {run['unflooded']['p95_ms']:.1f} ms unflooded, "
+            f"{run['flooded']['p95_ms']:.1f} ms flooded; flood: {run['flood']['status_429']} x 429, "
+            f"{run['flood']['status_401']} x 401",
+            flush=True,
+        )
+        runs.append(run)
+    return {"kind": "flood", "seconds": seconds, "flood_vus": 50, "probe_rate": 20, "runs": runs}
 
 
 def profile(seconds: int) -> dict[str, Any]:
@@ -543,7 +629,7 @@ def profile(seconds: int) -> dict[str, Any]:
                 spies = []
                 for name in ("coach-0", "monolith"):
                     svg = RESULTS / f"profile-{label}-{name}.svg"
-                    pid = mesh.proc(name).popen.pid
+                    pid = mesh.pid(name)
                     spies.append(
                         subprocess.Popen(  # noqa: S603 - our own py-spy arguments
                             [

@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
             "grpc",
             "scaling",
             "profile",
+            "flood",
             "report",
             "all",
         ],

@@ -34,7 +34,12 @@ from monolith.domain.catalog import Catalog
 from monolith.domain.history import History
 from monolith.domain.legacy_wod import LegacyWod
 from monolith.domain.login_backoff import BackoffPolicy, LoginBackoff
-from monolith.domain.passwords import DEFAULT_WAIT_SECONDS, Passwords, default_concurrency
+from monolith.domain.passwords import (
+    DEFAULT_MAX_WAITING_PER_SLOT,
+    DEFAULT_WAIT_SECONDS,
+    Passwords,
+    default_concurrency,
+)
 from monolith.domain.tokens import TokenIssuer
 from monolith.migrations import current_revision, head_revision
 
@@ -119,9 +124,13 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
             extra={"revision": revision, "head": head},
         )
     catalog = Catalog(db, env.get_float("FITCO_CATALOG_TTL_SECONDS", 60.0))
+    hash_slots = env.get_int("FITCO_HASH_CONCURRENCY", default_concurrency())
     passwords = Passwords(
-        concurrency=env.get_int("FITCO_HASH_CONCURRENCY", default_concurrency()),
+        concurrency=hash_slots,
         wait_seconds=env.get_float("FITCO_HASH_WAIT_SECONDS", DEFAULT_WAIT_SECONDS),
+        max_waiting=env.get_int(
+            "FITCO_HASH_MAX_WAITING", hash_slots * DEFAULT_MAX_WAITING_PER_SLOT
+        ),
     )
     backoff = LoginBackoff(
         BackoffPolicy(

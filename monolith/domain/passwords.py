@@ -3,7 +3,10 @@
 Argon2 is slow and memory-hungry on purpose, so an unbounded number of concurrent logins would
 starve every other RPC of CPU and memory. Every hash and verification therefore runs in a
 bounded pool: at most `concurrency` at once; a caller waits at most `wait_seconds` for a slot and
-is then refused with RESOURCE_EXHAUSTED (cheap, retryable) instead of queueing without bound.
+is then refused with RESOURCE_EXHAUSTED (cheap, retryable) instead of queueing without bound. At
+most `max_waiting` callers wait at all: each waiter holds a gRPC worker thread, and a flood of
+logins that all wait (measured: 50 clients, a new email each try) left no worker for other
+RPCs, whose p95 rose to the wait time. Beyond `max_waiting`, refusal is immediate.
 
 The pool is a semaphore, not a library or an executor: argon2-cffi releases the GIL while it
 hashes, so the gRPC worker thread that already serves the request can do the work itself; all
@@ -38,6 +41,7 @@ TIME_COST = 2
 MEMORY_COST_KIB = 19 * 1024
 PARALLELISM = 1
 DEFAULT_WAIT_SECONDS = 0.5
+DEFAULT_MAX_WAITING_PER_SLOT = 2
 RETRY_AFTER_SECONDS = 1.0  # what a refused caller is told; a slot frees within one hash
 
 HASHES_IN_PROGRESS = Gauge("fitco_password_hashes_in_progress", "Argon2 computations running")
@@ -58,33 +62,62 @@ def owasp_hasher() -> PasswordHasher:
 
 
 def default_concurrency() -> int:
-    return os.cpu_count() or 2
+    """Half the usable CPUs (at least one): argon2 releases the GIL and saturates a core per
+    hash, so hashing never takes every core from the rest of the process, Envoy and the
+    database. Measured (bench/results/flood.json): 50 clients stuffing a new email per try
+    with no edge limits pushed unrelated reads to p95 122 ms with 2 slots on 2 cores, 80 ms
+    with 1. The CPUs this process may run on (cpusets, taskset), not the host's count."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 class HashPool:
-    """At most `concurrency` computations at once; callers wait up to `wait_seconds`."""
+    """At most `concurrency` computations at once; at most `max_waiting` callers wait, each up
+    to `wait_seconds`."""
 
-    def __init__(self, concurrency: int, wait_seconds: float) -> None:
+    def __init__(
+        self, concurrency: int, wait_seconds: float, max_waiting: int | None = None
+    ) -> None:
         if concurrency < 1:
             raise ValueError("hash concurrency must be at least 1")
         self.concurrency = concurrency
         self.wait_seconds = max(0.0, wait_seconds)
+        self.max_waiting = (
+            concurrency * DEFAULT_MAX_WAITING_PER_SLOT if max_waiting is None else max_waiting
+        )
+        if self.max_waiting < 0:
+            raise ValueError("max_waiting must not be negative")
         self._slots = threading.BoundedSemaphore(concurrency)
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    @staticmethod
+    def _busy() -> ResourceExhausted:
+        HASHES_REJECTED.inc()
+        return ResourceExhausted(
+            "the server is busy checking passwords; retry shortly",
+            reason="PASSWORD_HASHING_BUSY",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+        )
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        HASHES_WAITING.inc()
-        try:
-            acquired = self._slots.acquire(timeout=self.wait_seconds)
-        finally:
-            HASHES_WAITING.dec()
+        acquired = self._slots.acquire(blocking=False)
         if not acquired:
-            HASHES_REJECTED.inc()
-            raise ResourceExhausted(
-                "the server is busy checking passwords; retry shortly",
-                reason="PASSWORD_HASHING_BUSY",
-                retry_after_seconds=RETRY_AFTER_SECONDS,
-            )
+            with self._lock:
+                full = self._waiting >= self.max_waiting
+                if not full:
+                    self._waiting += 1
+            if full:
+                raise self._busy()
+            HASHES_WAITING.inc()
+            try:
+                acquired = self._slots.acquire(timeout=self.wait_seconds)
+            finally:
+                HASHES_WAITING.dec()
+                with self._lock:
+                    self._waiting -= 1
+            if not acquired:
+                raise self._busy()
         HASHES_IN_PROGRESS.inc()
         try:
             yield
@@ -108,10 +141,13 @@ class Passwords:
         *,
         concurrency: int | None = None,
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        max_waiting: int | None = None,
     ) -> None:
         self._hasher = hasher or owasp_hasher()
         self.pool = HashPool(
-            default_concurrency() if concurrency is None else concurrency, wait_seconds
+            default_concurrency() if concurrency is None else concurrency,
+            wait_seconds,
+            max_waiting,
         )
         # Made once at start-up, outside the pool: the stand-in hash for unknown users.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))

@@ -39,7 +39,9 @@ THREADS = 20
 @pytest.fixture
 def mono(migrated_url: str, key_dir: Path, clock: FixedClock) -> Iterator[RunningMonolith]:
     # A long hashing wait: these tests are about the database, not about refusing load.
-    env = make_env(key_dir, migrated_url, FITCO_HASH_WAIT_SECONDS="60")
+    # A pool wide enough that every thread reaches the database: these tests are about races
+    # there, not about the hash pool's refusals (tests/unit/test_password_protection.py).
+    env = make_env(key_dir, migrated_url, FITCO_HASH_WAIT_SECONDS="60", FITCO_HASH_MAX_WAITING="64")
     app = build(env, clock=clock, address="127.0.0.1:0")
     app.service.start()
     client = client_for(f"127.0.0.1:{app.port}")

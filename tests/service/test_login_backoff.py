@@ -98,7 +98,7 @@ def _harness(url: str, key_dir: Path, clock: FixedClock, policy: BackoffPolicy) 
     hasher = CountingHasher()
     accounts = Accounts(
         db,
-        Passwords(hasher, concurrency=4, wait_seconds=30),
+        Passwords(hasher, concurrency=4, wait_seconds=30, max_waiting=64),
         TokenIssuer(load_private_key(env), token_settings(env), 60),
         "a-bootstrap-key-for-tests",
         clock,

@@ -338,7 +338,9 @@ def test_concurrent_bootstraps_create_exactly_one_admin(
 ) -> None:
     url = databases.new()
     migrations.upgrade(url)
-    app = build(make_env(key_dir, url), clock=clock, address="127.0.0.1:0")
+    # Every attempt reaches the database (the claim is under test, not the hash pool).
+    env = make_env(key_dir, url, FITCO_HASH_MAX_WAITING="64", FITCO_HASH_WAIT_SECONDS="60")
+    app = build(env, clock=clock, address="127.0.0.1:0")
     app.service.start()
     client = client_for(f"127.0.0.1:{app.port}")
     key = bootstrap_key(key_dir)

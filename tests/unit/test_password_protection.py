@@ -131,6 +131,28 @@ def test_a_waiting_caller_gets_the_next_free_slot() -> None:
     assert sample(WAITING) == waiting
 
 
+def test_beyond_max_waiting_a_caller_is_refused_at_once() -> None:
+    """Each waiter holds a worker thread: past the bound, refusal must not wait."""
+    hasher = GatedHasher()
+    passwords = Passwords(hasher, concurrency=1, wait_seconds=10, max_waiting=2)
+    waiting = sample(WAITING)
+    hasher.gate.clear()
+    with ThreadPoolExecutor(3) as pool:
+        held = pool.submit(passwords.hash, "running")
+        wait_until(lambda: hasher.calls == 2)  # the start-up dummy hash, then `running`
+        waiters = [pool.submit(passwords.hash, f"waiting {i}") for i in range(2)]
+        wait_until(lambda: sample(WAITING) == waiting + 2)
+        started = time.monotonic()
+        with pytest.raises(ResourceExhausted) as info:
+            passwords.hash("one waiter too many")
+        assert time.monotonic() - started < 0.5  # not the 10 s wait
+        assert info.value.reason == "PASSWORD_HASHING_BUSY"
+        hasher.gate.set()
+        assert held.result(10)
+        assert all(w.result(10) for w in waiters)
+    assert sample(WAITING) == waiting
+
+
 def test_pool_needs_at_least_one_slot() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Passwords(concurrency=0)
