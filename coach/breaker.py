@@ -95,7 +95,10 @@ class CircuitBreaker:
                 self._state is State.HALF_OPEN and self._probe_in_flight
             ):
                 BREAKER_REJECTED.labels(self.name).inc()
-                raise Unavailable(f"{self.name} unavailable (circuit open)", reason="CIRCUIT_OPEN")
+                raise Unavailable(
+                    "the workout service is temporarily unavailable (circuit open); retry shortly",
+                    reason="CIRCUIT_OPEN",
+                )
             if self._state is State.HALF_OPEN:
                 self._probe_in_flight = True
 

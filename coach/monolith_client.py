@@ -4,6 +4,7 @@ token and request id forwarded, a circuit breaker around it all.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -23,6 +24,7 @@ from fitcore.errors import NotFound, PermissionDenied, Unauthenticated, Unavaila
 from fitcore.logs import request_id_var
 
 T = TypeVar("T")
+log = logging.getLogger("coach.monolith")
 Metadata = tuple[tuple[str, str], ...]
 
 CALL_SECONDS = Histogram(
@@ -32,10 +34,16 @@ CALL_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
-_TRANSLATE: dict[grpc.StatusCode, Callable[[str], Exception]] = {
-    grpc.StatusCode.UNAVAILABLE: lambda m: Unavailable(f"monolith unavailable: {m}"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: lambda m: Unavailable(f"monolith too slow: {m}"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: lambda m: Unavailable(f"monolith overloaded: {m}"),
+# Infrastructure failures reach the client as a generic message: the monolith's details (its
+# address, grpc's transport errors) are for our logs, never for the client.
+_BUSY = "the workout service is temporarily unavailable; retry shortly"
+_INFRASTRUCTURE: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.UNAVAILABLE: "UPSTREAM_UNAVAILABLE",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "UPSTREAM_TIMEOUT",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "UPSTREAM_OVERLOADED",
+}
+# The monolith's own answers to the user's request: its messages are written for clients.
+_PASS_THROUGH: dict[grpc.StatusCode, Callable[[str], Exception]] = {
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -44,11 +52,15 @@ _TRANSLATE: dict[grpc.StatusCode, Callable[[str], Exception]] = {
 
 def translate(exc: grpc.RpcError) -> Exception:
     """A monolith failure as the coach's own error (UNAVAILABLE stays UNAVAILABLE, ...)."""
-    make = _TRANSLATE.get(code_of(exc))
-    if make is not None:
-        details = getattr(exc, "details", None)
-        return make(str(details() or "") if callable(details) else "")
-    return exc
+    code = code_of(exc)
+    details = getattr(exc, "details", None)
+    message = str(details() or "") if callable(details) else ""
+    reason = _INFRASTRUCTURE.get(code)
+    if reason is not None:
+        log.warning("monolith call failed", extra={"code": code.name, "detail": message[:300]})
+        return Unavailable(_BUSY, reason=reason)
+    make = _PASS_THROUGH.get(code)
+    return make(message) if make is not None else exc
 
 
 def _ts(moment: datetime) -> timestamp_pb2.Timestamp:

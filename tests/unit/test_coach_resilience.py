@@ -117,6 +117,20 @@ def test_translate_keeps_the_meaning() -> None:
     assert translate(odd) is odd  # a coach bug stays visible as INTERNAL
 
 
+def test_translate_never_echoes_upstream_details() -> None:
+    leak = "failed to connect to all addresses; last error: ipv4:10.1.2.3:50051: refused"
+    for code in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ):
+        err = translate(FakeRpcError(code, leak))
+        assert isinstance(err, Unavailable)
+        assert "10.1.2.3" not in err.message
+        assert "50051" not in err.message
+        assert "connect" not in err.message
+
+
 def _catalog(version: str, n: int = 3) -> catalog_pb2.GetCatalogResponse:
     return catalog_pb2.GetCatalogResponse(
         version=version,
