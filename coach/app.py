@@ -15,15 +15,19 @@ from fitcore.auth import TokenVerifier
 from fitcore.clock import Clock
 from fitcore.config import Env
 from fitcore.interceptor import AccessPolicy
-from fitcore.keys import load_public_key
+from fitcore.keys import load_public_key, load_service_private_key
 from fitcore.server import ServerSettings, Service
+from fitcore.service_auth import ServiceTokenMinter
 from fitcore.settings import clock_from_env, token_settings
+from fitcore.token_versions import DEFAULT_TTL_SECONDS, TokenVersionCache
 
 log = logging.getLogger("coach")
 
 DEFAULT_ADDRESS = "127.0.0.1:50061"
-COACH = str(coach_pb2.DESCRIPTOR.services_by_name["CoachService"].full_name)
-POLICY = AccessPolicy({})  # every coach RPC needs a signed-in user
+# Who may call the coach's RPCs: their access options in the contracts.
+POLICY = AccessPolicy.of_modules(coach_pb2)
+# The coach's identity towards the monolith (`service:coach` in its service tokens).
+SERVICE_NAME = "coach"
 
 
 @dataclass
@@ -53,6 +57,7 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         env.get_str("FITCO_MONOLITH_TARGET", "127.0.0.1:50051"),
         env.get_float("FITCO_COACH_DEADLINE_SECONDS", 2.0),
         breaker,
+        ServiceTokenMinter(SERVICE_NAME, load_service_private_key(env, SERVICE_NAME)),
     )
     catalog = CatalogCache(
         monolith.get_catalog,
@@ -82,10 +87,20 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     settings = ServerSettings.from_env(env, "FITCO_COACH", DEFAULT_ADDRESS).with_address(address)
     service = Service(
         settings=settings,
-        service_names=[COACH],
+        service_names=POLICY.table.services,
         register=[lambda s: coach_pb2_grpc.add_CoachServiceServicer_to_server(servicer, s)],
         policy=POLICY,
-        verifier=TokenVerifier(load_public_key(env), token_settings(env)),
+        # Revoked tokens (logout, password change) are refused here too, although GetWod is
+        # mostly answered from the coach's caches: the monolith is asked at most every
+        # FITCO_TOKEN_VERSION_CACHE_SECONDS per user (CheckToken).
+        verifier=TokenVerifier(
+            load_public_key(env),
+            token_settings(env),
+            TokenVersionCache(
+                monolith.token_version,
+                env.get_float("FITCO_TOKEN_VERSION_CACHE_SECONDS", DEFAULT_TTL_SECONDS),
+            ),
+        ),
         readiness=ready,
     )
     return Coach(service, monolith, breaker, catalog)

@@ -1,5 +1,6 @@
 """The coach's calls to the monolith: one shared channel, a deadline on every call, the caller's
-token and request id forwarded, a circuit breaker around it all.
+token and request id forwarded, the coach's own service token beside them (INTERNAL RPCs such
+as RecordWod need it), a circuit breaker around it all.
 """
 
 from __future__ import annotations
@@ -8,20 +9,23 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from fitco.history.v1 import history_pb2, history_pb2_grpc
 from fitco.user.v1 import user_pb2, user_pb2_grpc
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 from prometheus_client import Histogram
 
 from coach.breaker import CircuitBreaker, code_of
 from fitcore.auth import Principal
 from fitcore.errors import NotFound, PermissionDenied, Unauthenticated, Unavailable
 from fitcore.logs import request_id_var
+from fitcore.service_auth import ServiceTokenMinter
 
 T = TypeVar("T")
 log = logging.getLogger("coach.monolith")
@@ -63,6 +67,19 @@ def translate(exc: grpc.RpcError) -> Exception:
     return make(message) if make is not None else exc
 
 
+def _error_reason(exc: BaseException | None) -> str:
+    """The ErrorInfo reason of a failed call ("" when it has none)."""
+    if not isinstance(exc, grpc.RpcError):
+        return ""
+    status = rpc_status.from_call(cast("grpc.Call", exc))  # grpc's errors are also Calls
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
+
+
 def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(moment)
@@ -70,10 +87,18 @@ def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 class MonolithClient:
-    def __init__(self, target: str, deadline: float, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        target: str,
+        deadline: float,
+        breaker: CircuitBreaker,
+        identity: ServiceTokenMinter | None = None,
+    ) -> None:
         self.target = target
         self.deadline = deadline
         self.breaker = breaker
+        # Who the coach is to the monolith; without it, INTERNAL RPCs are refused.
+        self.identity = identity
         self.channel = grpc.insecure_channel(
             target,
             options=[
@@ -93,11 +118,14 @@ class MonolithClient:
     def close(self) -> None:
         self.channel.close()
 
-    @staticmethod
-    def metadata(principal: Principal | None) -> Metadata:
+    def metadata(self, principal: Principal | None) -> Metadata:
+        """Request id, the user's token (when acting for one) and the coach's service token
+        (short-lived: build it per request, not once)."""
         md: list[tuple[str, str]] = [("x-request-id", request_id_var.get())]
         if principal is not None:
             md.append(("authorization", f"Bearer {principal.token}"))
+        if self.identity is not None:
+            md.append(self.identity.metadata())
         return tuple(md)
 
     def _call(self, method: str, fn: Callable[[], T]) -> T:
@@ -187,6 +215,26 @@ class MonolithClient:
             "RecordWod", lambda: self.history.RecordWod(req, timeout=self.deadline, metadata=md)
         )
         return resp.wod
+
+    def token_version(self, principal: Principal) -> int:
+        """The current token version of the principal's user, asked of the monolith (which reads
+        it fresh): what the coach's TokenVerifier compares the token with. When the monolith
+        says the token is revoked, the token's own version + 1 (a lower bound, enough to refuse
+        it); any other refusal is passed on with its reason."""
+        md = self.metadata(principal)
+        try:
+            resp: user_pb2.CheckTokenResponse = self._call(
+                "CheckToken",
+                lambda: self.users.CheckToken(
+                    user_pb2.CheckTokenRequest(), timeout=self.deadline, metadata=md
+                ),
+            )
+        except Unauthenticated as exc:
+            reason = _error_reason(exc.__cause__)
+            if reason == "TOKEN_REVOKED":
+                return principal.token_version + 1
+            raise Unauthenticated(exc.message, reason=reason or "TOKEN_INVALID") from exc
+        return int(resp.token_version)
 
     def healthy(self) -> bool:
         """The monolith's own health (readiness probe; not counted by the breaker)."""

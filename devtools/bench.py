@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from devtools import bench_report, envoy, postgres, tools
+import fitedge
+from devtools import bench_report, postgres, tools
 from devtools.mesh import Mesh, MeshConfig
 from devtools.paths import DESCRIPTOR_SET, ROOT
 from devtools.ports import free_port, free_port_run
@@ -126,9 +127,9 @@ def running_mesh(env: BenchEnv) -> Any:
 
 
 def shift(mesh: Mesh, coach_percent: int) -> None:
-    split = envoy.Split.coach_percent(coach_percent)
-    envoy.write_runtime(mesh.config.runtime_dir, split)
-    envoy.apply_live(mesh.config.admin_url, split)
+    split = fitedge.Split.coach_percent(coach_percent)
+    fitedge.write_runtime(mesh.config.runtime_dir, split)
+    fitedge.apply_live(mesh.config.admin_url, split)
 
 
 def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -357,13 +358,13 @@ def migration(rate: int, phase_seconds: int) -> dict[str, Any]:
                 time.sleep(phase_seconds - 1)
                 after = _served(mesh)
                 d = {k: after[k] - before[k] for k in after}
-                total = d[envoy.LEGACY_CLUSTER] + d[envoy.COACH_HOSTS]
+                total = d[fitedge.LEGACY_CLUSTER] + d[fitedge.COACH_HOSTS]
                 rows.append(
                     {
                         "coach_percent": percent,
                         "requests": total,
-                        "coach_share": d[envoy.COACH_HOSTS] / total if total else 0.0,
-                        "fell_back": d[envoy.FALLBACK_CLUSTER],
+                        "coach_share": d[fitedge.COACH_HOSTS] / total if total else 0.0,
+                        "fell_back": d[fitedge.FALLBACK_CLUSTER],
                     }
                 )
                 time.sleep(0.5)
@@ -384,7 +385,7 @@ def _served(mesh: Mesh) -> dict[str, int]:
         stats = {s["name"]: s.get("value", 0) for s in json.load(r)["stats"] if "value" in s}
     return {
         n: int(stats.get(f"cluster.{n}.upstream_rq_total", 0))
-        for n in (envoy.LEGACY_CLUSTER, envoy.COACH_HOSTS, envoy.FALLBACK_CLUSTER)
+        for n in (fitedge.LEGACY_CLUSTER, fitedge.COACH_HOSTS, fitedge.FALLBACK_CLUSTER)
     }
 
 

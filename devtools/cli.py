@@ -9,12 +9,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import fitedge
 from devtools import (
     bench,
     bruno,
     deploy_check,
-    envoy,
     envoy_files,
+    fuzz,
     gen,
     mesh,
     postgres,
@@ -107,18 +108,18 @@ def cmd_shift(args: argparse.Namespace) -> int:
     admin = args.admin_url or config.admin_url
     runtime_dir = Path(args.runtime_dir) if args.runtime_dir else config.runtime_dir
     if args.coach is None:
-        live = envoy.live_split(admin)
-        saved = envoy.read_runtime(runtime_dir)
+        live = fitedge.live_split(admin)
+        saved = fitedge.read_runtime(runtime_dir)
         print(f"live:      {live or 'Envoy not reachable at ' + admin}")
         print(f"persisted: {saved or 'nothing yet (fresh start: legacy 100 / coach 0)'}")
         return 0
     try:
-        split = envoy.Split.coach_percent(args.coach)
+        split = fitedge.Split.coach_percent(args.coach)
     except ValueError as exc:
         print(f"shift: {exc}", file=sys.stderr)
         return 2
-    envoy.write_runtime(runtime_dir, split)
-    applied = envoy.apply_live(admin, split)
+    fitedge.write_runtime(runtime_dir, split)
+    applied = fitedge.apply_live(admin, split)
     where = "live and persisted" if applied else "persisted; Envoy not running, applies on start"
     print(f"WOD split: legacy {split.legacy}% / coach {split.coach}% ({where})")
     return 0
@@ -126,6 +127,10 @@ def cmd_shift(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     return bench.run(args)
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    return fuzz.run(args)
 
 
 def cmd_bruno(args: argparse.Namespace) -> int:
@@ -149,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("help", help="show this help")
     p = sub.add_parser("run", aliases=["up"], help="set up and run the system locally")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS (JSON and gRPC) with a development certificate; plain HTTP redirects",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("shift", help="change the WOD traffic split: shift wod --coach 10")
     p.add_argument("route", choices=["wod"], help="the route to shift")
@@ -182,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="run against this URL instead of a fresh mesh")
     p.add_argument("--bootstrap-key", help="with --base-url: the bootstrap key")
     p.set_defaults(func=cmd_bruno)
+    p = sub.add_parser(
+        "fuzz", help="fuzz the OpenAPI with schemathesis on a fresh mesh (bench/results/fuzz.json)"
+    )
+    p.add_argument(
+        "--cases", type=int, default=fuzz.DEFAULT_CASES, help="test cases to generate (about)"
+    )
+    p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    p.add_argument("--seed", type=int, default=1, help="schemathesis' random seed")
+    p.add_argument("--keep", help="keep schemathesis' config, output and report in this directory")
+    p.set_defaults(func=cmd_fuzz)
     p = sub.add_parser("secrets", help="generate compose/k8s secrets into var/secrets")
     p.add_argument("directory", nargs="?", help="where (default var/secrets)")
     p.set_defaults(func=cmd_secrets)

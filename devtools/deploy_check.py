@@ -21,8 +21,9 @@ K8S_VERSION = "1.33"
 
 def build_k8s() -> str:
     kustomize = tools.ensure("kustomize")
-    if not (secrets.DEFAULT_DIR / "jwks.json").exists():
-        secrets.generate()  # the local overlay's secretGenerator reads var/secrets
+    # The local overlay's secretGenerator reads var/secrets; generate() only adds what is
+    # missing (a secret added since the last run), it never replaces a file.
+    secrets.generate()
     return subprocess.run(  # noqa: S603
         [str(kustomize), "build", "--load-restrictor", "LoadRestrictionsNone", str(K8S_OVERLAY)],
         check=True,

@@ -10,7 +10,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devtools import envoy
+import fitedge
+from devtools import certs
 from devtools.paths import DESCRIPTOR_SET, ROOT, VENV_BIN
 
 COMPOSE_CONFIG = ROOT / "envoy" / "envoy.compose.yaml"
@@ -19,17 +20,33 @@ COMPOSE_JWKS = "/run/secrets/jwks.json"
 
 
 COMPOSE_RUNTIME = "/var/lib/envoy/runtime"
+# The edge's certificate: compose file secrets and the Kubernetes Secret `fitco-tls` are both
+# mounted here (`./fit secrets` makes a development one).
+COMPOSE_TLS_DIR = "/run/secrets"
+HTTPS_PORT = 8443
+HTTP_PORT = 8080  # redirects to HTTPS
 
 
 def compose_params(
-    descriptor: str = COMPOSE_DESCRIPTOR, jwks: str = COMPOSE_JWKS, runtime: str = COMPOSE_RUNTIME
-) -> envoy.EnvoyParams:
-    """Envoy in docker compose: services by DNS name (every coach replica is an A record)."""
-    return envoy.EnvoyParams(
-        listen=("0.0.0.0", 8080),  # noqa: S104 - the edge listens on the container's interface
+    descriptor: str = COMPOSE_DESCRIPTOR,
+    jwks: str = COMPOSE_JWKS,
+    runtime: str = COMPOSE_RUNTIME,
+    tls_dir: str = COMPOSE_TLS_DIR,
+) -> fitedge.EnvoyParams:
+    """Envoy in docker compose and Kubernetes: HTTPS (JSON and gRPC) on 8443, 8080 redirects;
+    services by DNS name (every coach replica is an A record)."""
+    anywhere = "0.0.0.0"  # noqa: S104 - the edge listens on the container's interface
+    return fitedge.EnvoyParams(
+        listen=(anywhere, HTTPS_PORT),
+        tls=fitedge.Tls(
+            f"{tls_dir}/tls.crt",
+            f"{tls_dir}/tls.key",
+            redirect=(anywhere, HTTP_PORT),
+            https_port=HTTPS_PORT,
+        ),
         admin=("127.0.0.1", 9901),
-        monolith=envoy.Endpoints([("monolith", 50051)], dns=True),
-        coach=envoy.Endpoints([("coach", 50061)], dns=True),
+        monolith=fitedge.Endpoints([("monolith", 50051)], dns=True),
+        coach=fitedge.Endpoints([("coach", 50061)], dns=True),
         descriptor=descriptor,
         jwks_file=jwks,
         runtime_root=f"{runtime}/current",
@@ -37,20 +54,20 @@ def compose_params(
     )
 
 
-def local_params(work: Path) -> envoy.EnvoyParams:
+def local_params(work: Path) -> fitedge.EnvoyParams:
     """A local rendering, as `./fit run` makes it (throw-away key, loopback ports)."""
     pem = (
         Ed25519PrivateKey.generate()
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    return envoy.EnvoyParams(
+    return fitedge.EnvoyParams(
         listen=("127.0.0.1", 8080),
         admin=("127.0.0.1", 9901),
-        monolith=envoy.Endpoints([("127.0.0.1", 50051)]),
-        coach=envoy.Endpoints([("127.0.0.1", 50061), ("127.0.0.1", 50062)]),
+        monolith=fitedge.Endpoints([("127.0.0.1", 50051)]),
+        coach=fitedge.Endpoints([("127.0.0.1", 50061), ("127.0.0.1", 50062)]),
         descriptor=str(DESCRIPTOR_SET),
-        jwks=envoy.jwks_from_public_key(pem),
+        jwks=fitedge.jwks_from_public_key(pem),
         runtime_root=str(work / "runtime" / "current"),
         access_log=str(work / "access.log"),
     )
@@ -71,7 +88,7 @@ def validate(config: Path) -> bool:
 
 
 def run(check: bool) -> int:
-    rendered = envoy.dump(envoy.render(compose_params()))
+    rendered = fitedge.dump(fitedge.render(compose_params()))
     if check:
         if not COMPOSE_CONFIG.exists() or COMPOSE_CONFIG.read_text() != rendered:
             print(f"{COMPOSE_CONFIG.relative_to(ROOT)} is out of date (run ./fit envoy)")
@@ -82,15 +99,15 @@ def run(check: bool) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # The compose config, with only its mounted files pointed at local copies.
-        envoy.write_runtime(work / "runtime", envoy.Split(100, 0))
+        fitedge.write_runtime(work / "runtime", fitedge.Split(100, 0))
         jwks = work / "jwks.json"
         jwks.write_text(json.dumps(local_params(work).jwks))
         compose = work / "envoy.compose.yaml"
         runtime = str(work / "runtime")
-        compose.write_text(
-            envoy.dump(envoy.render(compose_params(str(DESCRIPTOR_SET), str(jwks), runtime)))
-        )
+        tls = certs.generate(work / "tls")
+        params = compose_params(str(DESCRIPTOR_SET), str(jwks), runtime, str(tls.cert.parent))
+        compose.write_text(fitedge.dump(fitedge.render(params)))
         local = work / "envoy.local.yaml"
-        local.write_text(envoy.dump(envoy.render(local_params(work))))
+        local.write_text(fitedge.dump(fitedge.render(local_params(work))))
         ok = validate(compose) and validate(local)
     return 0 if ok else 1

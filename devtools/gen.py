@@ -1,4 +1,4 @@
-"""Regenerate gen/ from proto/: Python stubs, mypy stubs and Envoy's descriptor set.
+"""Regenerate gen/ from proto/: Python stubs, mypy stubs, Envoy's descriptor set and the OpenAPI.
 
 Generated code is never edited by hand; `./fit gen --check` (run in CI) fails when gen/ is not
 what proto/ produces.
@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from devtools import tools
+from devtools.openapi import complete as complete_openapi
 from devtools.paths import (
     GEN_DESCRIPTORS,
     GEN_OPENAPI,
@@ -26,6 +27,14 @@ from devtools.paths import (
 )
 
 EXTRA_DESCRIPTORS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
+# Vendored from grpc-gateway at the plugin's pinned version (devtools/tools.py): the field
+# options the OpenAPI and fitcore.validation read. No PyPI package ships them for our protobuf,
+# so their Python stubs are generated with ours (package `protoc_gen_openapiv2`).
+OPTION_PROTOS = [
+    "protoc-gen-openapiv2/options/annotations.proto",
+    "protoc-gen-openapiv2/options/openapiv2.proto",
+]
+PYTHON_PACKAGES = ["fitco", "protoc_gen_openapiv2"]
 
 
 def proto_files() -> list[Path]:
@@ -47,7 +56,9 @@ def generate(out_root: Path) -> None:
         f"--mypy_out={py_out}",
         f"--mypy_grpc_out={py_out}",
     ]
-    subprocess.run([*protoc, *python, *files], check=True, cwd=PROTO, env=env)  # noqa: S603
+    subprocess.run(  # noqa: S603
+        [*protoc, *python, *files, *OPTION_PROTOS], check=True, cwd=PROTO, env=env
+    )
     # Envoy's descriptor set also carries google.rpc error details, so the transcoder can print
     # the `details` of error statuses (field violations) as JSON.
     descriptors = [
@@ -71,11 +82,16 @@ def generate(out_root: Path) -> None:
         *(f"--openapiv2_opt=M{f}={Path(f).parent}" for f in files),
     ]
     subprocess.run([*protoc, *openapi, *files], check=True, cwd=PROTO, env=env)  # noqa: S603
+    # What the plugin leaves out (parameter limits, zero bounds, HttpBody shapes), from the
+    # same field options.
+    complete_openapi(openapi_out / "fitco.swagger.yaml", desc_out / "fitco.binpb")
     # Packages mirror the proto tree, so generated imports (`from fitco.catalog.v1 import ...`)
     # work as they are. Regular packages (with __init__.py) keep mypy and tools simple.
-    for directory in [py_out / "fitco", *(p for p in (py_out / "fitco").rglob("*") if p.is_dir())]:
-        (directory / "__init__.py").touch()
-    (py_out / "fitco" / "py.typed").touch()
+    for package in PYTHON_PACKAGES:
+        root = py_out / package
+        for directory in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            (directory / "__init__.py").touch()
+        (root / "py.typed").touch()
 
 
 def _diff(a: Path, b: Path) -> list[str]:

@@ -30,18 +30,22 @@ from types import FrameType
 from typing import Any
 
 import grpc
+from fitco.coach.v1 import coach_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
-from devtools import envoy
+import fitedge
+from devtools import certs
 from devtools.paths import DESCRIPTOR_SET, ROOT, VAR, VENV_BIN
+from fitcore.access import service_names
 from fitcore.config import Env
 from fitcore.keys import ensure_dev_keys
 
 PYTHON = str(VENV_BIN / "python")
 
 
-COACH_SERVICE = "fitco.coach.v1.CoachService"
+# The service a coach reports ready for (its health check), from the contract.
+(COACH_SERVICE,) = service_names(coach_pb2)
 
 
 def http_ok(url: str) -> bool:
@@ -100,6 +104,10 @@ class MeshConfig:
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
     envoy_concurrency: int = 2
+    # TLS at the edge (./fit run --tls or FITCO_TLS=on): HTTPS on envoy_tls_port with a
+    # development certificate (var/keys/tls), and envoy_port only redirects to it.
+    tls: bool = False
+    envoy_tls_port: int = 8443
     metrics_port: int = 9464  # monolith; coach i on metrics_port + 1 + i; 0 = no metrics
     health_interval: float = 2.0
     ejection_seconds: float = 10.0
@@ -121,6 +129,8 @@ class MeshConfig:
             envoy_port=int(e.get("FITCO_ENVOY_PORT", "8080")),
             envoy_admin_port=int(e.get("FITCO_ENVOY_ADMIN_PORT", "9901")),
             envoy_concurrency=int(e.get("FITCO_ENVOY_CONCURRENCY", "2")),
+            tls=e.get("FITCO_TLS", "off").strip().lower() in ("1", "on", "true", "yes"),
+            envoy_tls_port=int(e.get("FITCO_ENVOY_TLS_PORT", "8443")),
             metrics_port=int(e.get("FITCO_METRICS_PORT", "9464")),
             database_url=e.get("DATABASE_URL"),
         )
@@ -134,11 +144,18 @@ class MeshConfig:
 
     @property
     def envoy_url(self) -> str:
+        if self.tls:
+            return f"https://{self.host}:{self.envoy_tls_port}"
         return f"http://{self.host}:{self.envoy_port}"
 
     @property
     def envoy_target(self) -> str:
-        return f"{self.host}:{self.envoy_port}"
+        return f"{self.host}:{self.envoy_tls_port if self.tls else self.envoy_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The development CA and certificate of the TLS edge (kept across restarts)."""
+        return self.data_dir / "keys" / "tls"
 
     @property
     def admin_url(self) -> str:
@@ -232,25 +249,35 @@ class Mesh:
         c = self.config
         pem = (c.data_dir / "keys" / "jwt_public.pem").read_bytes()
         env = self.base_env()
-        if envoy.read_runtime(c.runtime_dir) is None:
-            envoy.write_runtime(c.runtime_dir, envoy.Split(100, 0))
-        params = envoy.EnvoyParams(
-            listen=(c.host, c.envoy_port),
+        if fitedge.read_runtime(c.runtime_dir) is None:
+            fitedge.write_runtime(c.runtime_dir, fitedge.Split(100, 0))
+        tls = None
+        if c.tls:
+            files = certs.ensure(c.tls_dir)
+            tls = fitedge.Tls(
+                str(files.cert),
+                str(files.key),
+                redirect=(c.host, c.envoy_port),
+                https_port=c.envoy_tls_port,
+            )
+        params = fitedge.EnvoyParams(
+            listen=(c.host, c.envoy_tls_port if c.tls else c.envoy_port),
+            tls=tls,
             admin=("127.0.0.1", c.envoy_admin_port),
-            monolith=envoy.Endpoints([(c.host, c.monolith_port)]),
-            coach=envoy.Endpoints([(c.host, c.coach_port + i) for i in range(c.coach_instances)]),
+            monolith=fitedge.Endpoints([(c.host, c.monolith_port)]),
+            coach=fitedge.Endpoints([(c.host, c.coach_port + i) for i in range(c.coach_instances)]),
             descriptor=str(DESCRIPTOR_SET),
-            jwks=envoy.jwks_from_public_key(pem),
+            jwks=fitedge.jwks_from_public_key(pem),
             runtime_root=str(c.runtime_dir / "current"),
             health_interval=c.health_interval,
             ejection_seconds=c.ejection_seconds,
             access_log=str(c.envoy_dir / "access.log"),
             # FITCO_RATE_LIMITS=off for load tests from one machine (see README).
-            limits=envoy.RateLimits.from_env(env),
+            limits=fitedge.RateLimits.from_env(env),
             edge_reflection_streams=int(env.get("FITCO_EDGE_REFLECTION_STREAMS", "2")),
         )
         path = c.envoy_dir / "envoy.yaml"
-        path.write_text(envoy.dump(envoy.render(params)))
+        path.write_text(fitedge.dump(fitedge.render(params)))
         return path
 
     def envoy_spec(self) -> ProcSpec:
@@ -599,13 +626,23 @@ def _environment(env: dict[str, str]) -> str:
 
 def banner(mesh: Mesh) -> str:
     c = mesh.config
-    split = envoy.live_split(c.admin_url) or envoy.read_runtime(c.runtime_dir)
+    cacert = f" --cacert {c.tls_dir / 'ca.crt'}" if c.tls else ""
+    grpcurl_tls = f"-cacert {c.tls_dir / 'ca.crt'}" if c.tls else "-plaintext"
+    split = fitedge.live_split(c.admin_url) or fitedge.read_runtime(c.runtime_dir)
     coaches = ", ".join(c.coach_target(i) for i in range(c.coach_instances))
     return "\n".join(
         [
             "",
             "The Fit Company is running:",
             f"  API (JSON + gRPC)  {c.envoy_url}    via Envoy",
+            *(
+                [
+                    f"  TLS                CA {c.tls_dir / 'ca.crt'} (curl --cacert ...); "
+                    f"http://{c.host}:{c.envoy_port} redirects"
+                ]
+                if c.tls
+                else []
+            ),
             f"  Envoy admin        {c.admin_url}  (metrics: /stats/prometheus)",
             f"  service metrics    http://127.0.0.1:{c.metrics_port}/metrics (monolith), "
             f"+1.. (coaches)"
@@ -621,19 +658,22 @@ def banner(mesh: Mesh) -> str:
             "                     (restarts any process that dies; logs each exit above)",
             "",
             "Try it:",
-            f"  curl {c.envoy_url}/health",
-            f"  curl {c.envoy_url}/fitness/exercises/1",
-            f"  grpcurl -plaintext {c.envoy_target} list",
+            f"  curl{cacert} {c.envoy_url}/health",
+            f"  curl{cacert} {c.envoy_url}/fitness/exercises/1",
+            f"  grpcurl {grpcurl_tls} {c.envoy_target} list",
             "Press Ctrl-C to stop.",
             "",
         ]
     )
 
 
-def run(_args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """`./fit run`: the mesh under supervisord until Ctrl-C, SIGTERM or SIGHUP. A program that
     dies is restarted by supervisord (which logs it); the mesh keeps running."""
-    mesh = Mesh(MeshConfig.from_env())
+    config = MeshConfig.from_env()
+    if getattr(args, "tls", False):
+        config.tls = True
+    mesh = Mesh(config)
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

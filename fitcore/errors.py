@@ -14,6 +14,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "fitco.app"
+# At most this many field violations per error: an answer stays small whatever was sent.
+MAX_VIOLATIONS = 20
 
 
 class ServiceError(Exception):
@@ -59,8 +61,11 @@ class InvalidArgument(ServiceError):
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Iterable[FieldViolation], message: str | None = None) -> None:
-        self.violations = list(violations)
+        found = list(violations)
+        self.violations = found[:MAX_VIOLATIONS]
         summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        if len(found) > MAX_VIOLATIONS:
+            summary += "; and more"
         super().__init__(message or f"invalid request: {summary}")
 
     def details(self) -> list[any_pb2.Any]:

@@ -1,5 +1,11 @@
 """The server interceptor: request id, authentication and authorisation, error mapping,
 access logging and metrics, applied to every unary RPC of our services.
+
+Authorisation follows the access table in the contracts (fitcore.access): PUBLIC needs
+nothing, USER a valid user token, ADMIN one with the admin role, INTERNAL a valid service token
+(fitcore.service_auth) from another fitco service — a user token alone is PERMISSION_DENIED —
+plus the user's token when the RPC acts for a user. An RPC the table does not know, or one
+without an access option, is refused (PERMISSION_DENIED): fail closed.
 """
 
 from __future__ import annotations
@@ -8,16 +14,25 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 import grpc
 from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram
 
-from fitcore.auth import Access, Principal, TokenVerifier, bearer_token, principal_var
+from fitcore.access import Access, AccessTable
+from fitcore.auth import Principal, TokenVerifier, bearer_token, principal_var
 from fitcore.errors import PermissionDenied, ServiceError, internal_status
 from fitcore.logs import request_id_var
+from fitcore.service_auth import (
+    SERVICE_TOKEN_HEADER,
+    ServicePrincipal,
+    ServiceTokenVerifier,
+    service_var,
+)
 from fitcore.streams import StreamGate
+from fitcore.validation import check_request
 
 log = logging.getLogger("fitcore.rpc")
 
@@ -61,15 +76,21 @@ class _Status(grpc.Status):
 
 
 class AccessPolicy:
-    """Which RPCs need which access. Unlisted RPCs of our services need a signed-in user."""
+    """Which RPCs of this server need which access: the access table of the services it
+    serves, read from their descriptors. Anything else is UNSPECIFIED, which nobody may call."""
 
-    def __init__(self, rules: Mapping[str, Access]) -> None:
-        self._rules = dict(rules)
+    def __init__(self, table: AccessTable) -> None:
+        self.table = table
+
+    @classmethod
+    def of_modules(cls, *modules: ModuleType) -> AccessPolicy:
+        """The policy of every service the generated `*_pb2` modules declare."""
+        return cls(AccessTable.of_modules(*modules))
 
     def for_method(self, method: str) -> Access:
         if method.startswith(PUBLIC_PREFIXES):
             return Access.PUBLIC
-        return self._rules.get(method, Access.USER)
+        return self.table.access(method)
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
@@ -78,11 +99,14 @@ class ServerInterceptor(grpc.ServerInterceptor):
         policy: AccessPolicy,
         verifier: TokenVerifier,
         *,
+        service_verifier: ServiceTokenVerifier | None = None,
         streams: StreamGate | None = None,
         error_mapper: ErrorMapper | None = None,
     ) -> None:
         self._policy = policy
         self._verifier = verifier
+        # None: this server trusts no calling service, so every INTERNAL RPC is refused.
+        self._service_verifier = service_verifier
         self._streams = streams
         self._error_mapper = error_mapper
 
@@ -96,6 +120,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         if handler.unary_unary is None:
+            if self._policy.for_method(method) is not Access.PUBLIC:
+                # Authentication is done for unary RPCs only: a streaming RPC that needs more
+                # than PUBLIC is answered UNIMPLEMENTED rather than served unauthenticated.
+                return None
             # Every streaming RPC (reflection, health Watch, ...) holds a worker thread while
             # open: admit it only through the gate.
             return self._streams.wrap(method, handler) if self._streams else handler
@@ -113,10 +141,28 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if access is Access.PUBLIC:
             auth = metadata.get("authorization")
             return self._verifier.verify(bearer_token(auth)) if auth else None
+        if access is Access.INTERNAL:
+            service_var.set(self._authenticate_service(metadata))
+            # Acting for a user: the user's own token, verified like any other. Whether the
+            # RPC needs one is up to it (current_principal() is UNAUTHENTICATED without).
+            auth = metadata.get("authorization")
+            return self._verifier.verify(bearer_token(auth)) if auth else None
+        if access not in (Access.USER, Access.ADMIN):
+            raise PermissionDenied("this RPC is not callable", reason="NO_ACCESS_RULE")
         principal = self._verifier.verify(bearer_token(metadata.get("authorization")))
         if access is Access.ADMIN and not principal.is_admin:
             raise PermissionDenied("admin role required")
         return principal
+
+    def _authenticate_service(self, metadata: Mapping[str, str]) -> ServicePrincipal:
+        token = metadata.get(SERVICE_TOKEN_HEADER)
+        if not token or self._service_verifier is None:
+            # Whatever else the caller holds (a user token, an admin token): not a service.
+            raise PermissionDenied(
+                "internal RPC: only fitco services may call it",
+                reason="SERVICE_IDENTITY_REQUIRED",
+            )
+        return self._service_verifier.verify(token)
 
     def _wrap(self, method: str, access: Access, behavior: Behavior) -> Behavior:
         _, service, name = method.split("/", 2)
@@ -126,10 +172,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
             request_id = metadata.get("x-request-id") or uuid.uuid4().hex
             rid_token = request_id_var.set(request_id)
             principal_token = principal_var.set(None)
+            service_token = service_var.set(None)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
                 principal_var.set(self._authenticate(metadata, access))
+                # The limits the contract declares (and the OpenAPI states), before any handler.
+                check_request(request)
                 return behavior(request, context)
             except ServiceError as exc:
                 code = exc.code
@@ -157,11 +206,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 RPC_SECONDS.labels(service, name).observe(elapsed)
                 if code is not grpc.StatusCode.OK or log.isEnabledFor(logging.DEBUG):
                     level = logging.WARNING if code is grpc.StatusCode.INTERNAL else logging.INFO
-                    log.log(
-                        level,
-                        "rpc",
-                        extra={"method": method, "code": code.name, "ms": round(elapsed * 1e3, 2)},
-                    )
+                    extra = {"method": method, "code": code.name, "ms": round(elapsed * 1e3, 2)}
+                    caller = service_var.get()
+                    if caller is not None:  # INTERNAL RPCs: which service called
+                        extra["caller"] = caller.subject
+                    log.log(level, "rpc", extra=extra)
+                service_var.reset(service_token)
                 principal_var.reset(principal_token)
                 request_id_var.reset(rid_token)
 

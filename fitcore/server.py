@@ -24,6 +24,7 @@ from fitcore.auth import TokenVerifier
 from fitcore.config import ConfigError, Env
 from fitcore.interceptor import AccessPolicy, ErrorMapper, ServerInterceptor
 from fitcore.logs import setup_logging
+from fitcore.service_auth import ServiceTokenVerifier
 from fitcore.streams import StreamGate
 
 log = logging.getLogger("fitcore.server")
@@ -95,6 +96,7 @@ class Service:
         register: Iterable[Registrar],
         policy: AccessPolicy,
         verifier: TokenVerifier,
+        service_verifier: ServiceTokenVerifier | None = None,
         readiness: Callable[[], bool] = lambda: True,
         error_mapper: ErrorMapper | None = None,
     ) -> None:
@@ -107,7 +109,11 @@ class Service:
             settings.max_streams, settings.stream_max_seconds, settings.stream_idle_seconds
         )
         interceptor = ServerInterceptor(
-            policy, verifier, streams=self.streams, error_mapper=error_mapper
+            policy,
+            verifier,
+            service_verifier=service_verifier,
+            streams=self.streams,
+            error_mapper=error_mapper,
         )
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),

@@ -14,13 +14,21 @@ from fitco.system.v1 import system_pb2, system_pb2_grpc
 from fitco.user.v1 import user_pb2, user_pb2_grpc
 from sqlalchemy.engine import make_url
 
-from fitcore.auth import Access, TokenVerifier
+from fitcore.auth import TokenVerifier
 from fitcore.clock import Clock
 from fitcore.config import Env, data_dir
 from fitcore.interceptor import AccessPolicy
-from fitcore.keys import ensure_dev_keys, load_bootstrap_key, load_private_key, load_public_key
+from fitcore.keys import (
+    ensure_dev_keys,
+    load_bootstrap_key,
+    load_private_key,
+    load_public_key,
+    load_service_public_keys,
+)
 from fitcore.server import CachedCheck, ServerSettings, Service
+from fitcore.service_auth import ServiceTokenVerifier
 from fitcore.settings import clock_from_env, token_settings
+from fitcore.token_versions import DEFAULT_TTL_SECONDS
 from monolith import __version__
 from monolith.api.catalog import CatalogServicer
 from monolith.api.coach import LegacyCoachServicer
@@ -40,6 +48,7 @@ from monolith.domain.passwords import (
     Passwords,
     default_concurrency,
 )
+from monolith.domain.sessions import Sessions
 from monolith.domain.tokens import TokenIssuer
 from monolith.migrations import current_revision, head_revision
 
@@ -48,34 +57,10 @@ log = logging.getLogger("monolith")
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
-def _name(descriptor_module: object, service: str) -> str:
-    return str(descriptor_module.DESCRIPTOR.services_by_name[service].full_name)  # type: ignore[attr-defined]
-
-
-USER = _name(user_pb2, "UserService")
-CATALOG = _name(catalog_pb2, "CatalogService")
-HISTORY = _name(history_pb2, "HistoryService")
-COACH = _name(coach_pb2, "CoachService")
-SYSTEM = _name(system_pb2, "SystemService")
-LEGACY = _name(legacy_pb2, "LegacyService")
-
-POLICY = AccessPolicy(
-    {
-        f"/{USER}/RegisterUser": Access.PUBLIC,
-        f"/{USER}/Login": Access.PUBLIC,
-        f"/{USER}/IssueToken": Access.PUBLIC,
-        f"/{USER}/BootstrapAdmin": Access.PUBLIC,  # guarded by the bootstrap key
-        f"/{USER}/CreateUser": Access.ADMIN,
-        f"/{USER}/ListUsers": Access.ADMIN,
-        f"/{CATALOG}/ListExercises": Access.PUBLIC,
-        f"/{CATALOG}/GetExercise": Access.PUBLIC,
-        f"/{CATALOG}/ListMuscleGroups": Access.PUBLIC,
-        f"/{CATALOG}/GetCatalog": Access.PUBLIC,
-        f"/{LEGACY}/ListUsers": Access.ADMIN,
-        f"/{LEGACY}/ListExercises": Access.PUBLIC,
-        f"/{LEGACY}/GetExercise": Access.PUBLIC,
-        f"/{SYSTEM}/GetHealth": Access.PUBLIC,
-    }
+# Who may call each RPC of the services the monolith serves: the access option of every RPC in
+# the contracts (proto/fitco/access/v1/access.proto), read from the generated descriptors.
+POLICY = AccessPolicy.of_modules(
+    user_pb2, catalog_pb2, history_pb2, coach_pb2, system_pb2, legacy_pb2
 )
 
 
@@ -139,13 +124,17 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
             max_seconds=env.get_float("FITCO_LOGIN_BACKOFF_MAX_SECONDS", 900.0),
         )
     )
-    accounts = Accounts(
+    issuer = TokenIssuer(
+        load_private_key(env), tokens, env.get_int("FITCO_TOKEN_TTL_SECONDS", 1800)
+    )
+    accounts = Accounts(db, passwords, issuer, load_bootstrap_key(env), clock, backoff)
+    sessions = Sessions(
         db,
         passwords,
-        TokenIssuer(load_private_key(env), tokens, env.get_int("FITCO_TOKEN_TTL_SECONDS", 1800)),
-        load_bootstrap_key(env),
+        issuer,
         clock,
         backoff,
+        cache_seconds=env.get_float("FITCO_TOKEN_VERSION_CACHE_SECONDS", DEFAULT_TTL_SECONDS),
     )
     history = History(db, catalog, clock)
     legacy = LegacyWod(history, catalog, accounts)
@@ -154,7 +143,7 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         return db.ping() and current_revision(db.engine) == head
 
     settings = ServerSettings.from_env(env, "FITCO_MONOLITH", DEFAULT_ADDRESS).with_address(address)
-    user = UserServicer(accounts, catalog)
+    user = UserServicer(accounts, catalog, sessions)
     cat = CatalogServicer(catalog)
     hist = HistoryServicer(history)
     coach = LegacyCoachServicer(legacy, catalog, accounts)
@@ -162,7 +151,7 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     legacy_api = LegacyServicer(accounts, catalog)
     service = Service(
         settings=settings,
-        service_names=[USER, CATALOG, HISTORY, COACH, SYSTEM, LEGACY],
+        service_names=POLICY.table.services,
         register=[
             lambda s: user_pb2_grpc.add_UserServiceServicer_to_server(user, s),
             lambda s: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(cat, s),
@@ -172,7 +161,11 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
             lambda s: legacy_pb2_grpc.add_LegacyServiceServicer_to_server(legacy_api, s),
         ],
         policy=POLICY,
-        verifier=TokenVerifier(load_public_key(env), tokens),
+        verifier=TokenVerifier(load_public_key(env), tokens, sessions.versions),
+        # The services trusted to call INTERNAL RPCs (RecordWod: the coach).
+        service_verifier=ServiceTokenVerifier(
+            load_service_public_keys(env), leeway_seconds=tokens.leeway_seconds
+        ),
         readiness=ready,
         error_mapper=db_error_to_service_error,
     )

@@ -38,6 +38,9 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Incremented by a logout or a password change; tokens carry the version they were issued
+    # with (`tv`), older ones are refused (migration 0006).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     profile: Mapped[ProfileRow | None] = relationship(back_populates="user", uselist=False)
 

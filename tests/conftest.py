@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 
 from fitcore.clock import FixedClock
 from fitcore.config import Env
-from fitcore.keys import ensure_dev_keys
+from fitcore.keys import ensure_dev_keys, load_service_private_key
+from fitcore.service_auth import ServiceTokenMinter
 from monolith import migrations
 from monolith.app import Monolith, build
 
@@ -187,3 +188,10 @@ def onboard(client: Client, user: UserSession, goal: str = "muscle_gain") -> Non
         user_pb2.CompleteOnboardingRequest(weight=80, height=180, fitness_goal=goal),
         metadata=user.md,
     )
+
+
+def service_md(key_dir: Path, service: str = "coach") -> tuple[tuple[str, str], ...]:
+    """A service's identity (its development key in key_dir) as call metadata: what an
+    INTERNAL RPC requires besides the user's token."""
+    env = Env({"FITCO_DATA_DIR": str(key_dir)})
+    return (ServiceTokenMinter(service, load_service_private_key(env, service)).metadata(),)

@@ -7,7 +7,7 @@ from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from fitcore.errors import Validator
 from monolith.domain.catalog import Catalog
-from monolith.domain.common import decode_page_token, encode_page_token, page_size
+from monolith.domain.common import decode_page_token, encode_page_token, page_size, token_id
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
@@ -26,7 +26,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         matching = self._catalog.snapshot().filtered(
             request.muscle_group_id, request.equipment, request.difficulty
         )
-        start = int(after[0]) if after else 0
+        start = token_id(after, 0) if after else 0
         page = [e for e in matching if e.id > start][: limit + 1]
         more = len(page) > limit
         page = page[:limit]

@@ -10,15 +10,28 @@ from fitco.user.v1 import user_pb2, user_pb2_grpc
 
 from fitcore.auth import current_principal
 from fitcore.errors import FieldViolation, InvalidArgument
+from fitcore.validation import check_request
 from monolith.api import convert
 from monolith.domain.accounts import Accounts, MetricInput, PreferencesView, ProfileChanges
 from monolith.domain.catalog import Catalog
+from monolith.domain.sessions import Sessions
 
 TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
 
 
-def _credentials_from_body(content_type: str, data: bytes) -> tuple[str, str]:
-    """The legacy token endpoint takes JSON or an OAuth2 password-grant form."""
+def _credentials_from_body(content_type: str, data: bytes) -> user_pb2.LoginRequest:
+    """The legacy token endpoint takes JSON or an OAuth2 password-grant form: its credentials,
+    held to the limits LoginRequest declares (as for /v1/auth/login)."""
+    email, password = _parse_body(content_type, data)
+    try:
+        credentials = user_pb2.LoginRequest(email=email, password=password)
+    except ValueError as exc:  # not Unicode text (a lone surrogate escaped in the JSON)
+        raise InvalidArgument([FieldViolation("body", "must be UTF-8 text")]) from exc
+    check_request(credentials)
+    return credentials
+
+
+def _parse_body(content_type: str, data: bytes) -> tuple[str, str]:
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":
         try:
@@ -33,7 +46,7 @@ def _credentials_from_body(content_type: str, data: bytes) -> tuple[str, str]:
         return form.get("username", [""])[0], form.get("password", [""])[0]
     try:
         body = json.loads(data or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidArgument([FieldViolation("body", "must be JSON or a form")]) from exc
     if not isinstance(body, dict):
         raise InvalidArgument([FieldViolation("body", "must be a JSON object")])
@@ -45,9 +58,10 @@ def _credentials_from_body(content_type: str, data: bytes) -> tuple[str, str]:
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, accounts: Accounts, catalog: Catalog) -> None:
+    def __init__(self, accounts: Accounts, catalog: Catalog, sessions: Sessions) -> None:
         self._accounts = accounts
         self._catalog = catalog
+        self._sessions = sessions
 
     def RegisterUser(
         self, request: user_pb2.RegisterUserRequest, context: grpc.ServicerContext
@@ -74,8 +88,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def IssueToken(
         self, request: user_pb2.IssueTokenRequest, context: grpc.ServicerContext
     ) -> user_pb2.IssueTokenResponse:
-        email, password = _credentials_from_body(request.body.content_type, request.body.data)
-        grant = self._accounts.login(email, password)
+        credentials = _credentials_from_body(request.body.content_type, request.body.data)
+        grant = self._accounts.login(credentials.email, credentials.password)
         return user_pb2.IssueTokenResponse(
             access_token=grant.access_token,
             token_type=TOKEN_TYPE,
@@ -202,3 +216,26 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             set(self._catalog.snapshot().group_ids),
         )
         return user_pb2.UpdatePreferencesResponse(preferences=convert.preferences(view))
+
+    def ChangePassword(
+        self, request: user_pb2.ChangePasswordRequest, context: grpc.ServicerContext
+    ) -> user_pb2.ChangePasswordResponse:
+        grant = self._sessions.change_password(
+            current_principal(), request.current_password, request.new_password
+        )
+        return user_pb2.ChangePasswordResponse(
+            access_token=grant.access_token, token_type=TOKEN_TYPE, expires_in=grant.expires_in
+        )
+
+    def Logout(
+        self, request: user_pb2.LogoutRequest, context: grpc.ServicerContext
+    ) -> user_pb2.LogoutResponse:
+        self._sessions.logout(current_principal())
+        return user_pb2.LogoutResponse()
+
+    def CheckToken(
+        self, request: user_pb2.CheckTokenRequest, context: grpc.ServicerContext
+    ) -> user_pb2.CheckTokenResponse:
+        principal = current_principal()
+        version = self._sessions.check_token(principal)
+        return user_pb2.CheckTokenResponse(user_id=principal.user_id, token_version=version)

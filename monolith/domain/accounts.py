@@ -35,6 +35,7 @@ from monolith.domain.common import (
     encode_page_token,
     newest_first_page,
     page_size,
+    token_id,
 )
 from monolith.domain.login_backoff import LoginBackoff, attempt_key
 from monolith.domain.passwords import Passwords
@@ -73,7 +74,10 @@ EQUIPMENT = (
     "bench",
     "pool",
 )
-MIN_PASSWORD = 10
+# For new passwords (registration, password change); login accepts any stored password, so
+# accounts made when the minimum was 10 keep working.
+MAX_EMAIL = 254
+MIN_PASSWORD = 12
 MAX_PASSWORD = 128
 
 
@@ -158,10 +162,13 @@ def normalize_email(raw: str, v: Validator, field_name: str = "email") -> str:
         v.add(field_name, "is required")
         return ""
     try:
-        return validate_email(raw, check_deliverability=False).normalized.lower()
+        email = validate_email(raw, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         v.add(field_name, f"not a valid email address: {exc}")
         return ""
+    # Lower-casing can lengthen some characters: the column holds 254.
+    v.check(len(email) <= MAX_EMAIL, field_name, f"must be at most {MAX_EMAIL} characters")
+    return email
 
 
 def _check_name(name: str, v: Validator) -> str:
@@ -203,6 +210,13 @@ def _check_person(
         v.check(sex in SEXES, "sex", "must be 'male' or 'female' (or empty)")
     if experience:
         v.check(experience in EXPERIENCE, "experience", f"must be one of {', '.join(EXPERIENCE)}")
+
+
+def _bootstrapped(s: Session) -> bool:
+    """Whether the first admin exists (bootstrapped, or made some other way)."""
+    return s.get(BootstrapClaimRow, 1) is not None or bool(
+        s.scalar(select(exists().where(UserRow.role == ROLE_ADMIN)))
+    )
 
 
 def _user_view(row: UserRow) -> UserView:
@@ -269,6 +283,7 @@ class Accounts:
             password_hash=password_hash,
             created_at=now,
             updated_at=now,
+            token_version=0,
         )
         session.add(row)
         try:
@@ -281,7 +296,11 @@ class Accounts:
 
     def _grant(self, user: UserRow, onboarded: bool) -> TokenGrant:
         token = self._issuer.issue(
-            user_id=user.id, email=user.email, name=user.name, role=user.role
+            user_id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            token_version=user.token_version,
         )
         return TokenGrant(token, self._issuer.ttl_seconds, onboarded)
 
@@ -352,18 +371,21 @@ class Accounts:
             presented_key.encode(), self._bootstrap_key.encode()
         ):
             raise Unauthenticated("missing or wrong bootstrap key", reason="BAD_BOOTSTRAP_KEY")
+        taken = AlreadyExists("an admin already exists", reason="ADMIN_EXISTS")
+        # Once done, every later call is ALREADY_EXISTS whatever it carries, at the cost of a
+        # read: no validation, no hashing (the transaction below decides races).
+        with self._db.transaction(write=False) as s:
+            if _bootstrapped(s):
+                raise taken
         v = Validator()
         email = normalize_email(email, v)
         name = _check_name(name, v)
         v.raise_if_any()
         password = self._passwords.generate()
         password_hash = self._passwords.hash(password)
-        taken = AlreadyExists("an admin already exists", reason="ADMIN_EXISTS")
         try:
             with self._db.transaction() as s:
-                if s.get(BootstrapClaimRow, 1) is not None or s.scalar(
-                    select(exists().where(UserRow.role == ROLE_ADMIN))
-                ):
+                if _bootstrapped(s):
                     raise taken
                 row = self._insert_user(s, email, name, ROLE_ADMIN, password_hash)
                 # Row 1 can exist once: a concurrent bootstrap fails here and rolls back.
@@ -392,7 +414,7 @@ class Accounts:
         with self._db.transaction(write=False) as s:
             q = select(UserRow).order_by(UserRow.id).limit(limit + 1)
             if after:
-                q = q.where(UserRow.id > int(after[0]))
+                q = q.where(UserRow.id > token_id(after, 0))
             rows = list(s.scalars(q))
         more = len(rows) > limit
         rows = rows[:limit]

@@ -27,17 +27,48 @@ def encode_page_token(key: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
+# Ids in page tokens are row ids: positive and within a signed 64-bit column.
+_MAX_ID = 2**63 - 1
+
+
+def _bad_token() -> InvalidArgument:
+    return InvalidArgument([FieldViolation("page_token", "not a valid page token")])
+
+
 def decode_page_token(token: str) -> list[Any]:
     if not token:
         return []
     try:
         padded = token + "=" * (-len(token) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument([FieldViolation("page_token", "not a valid page token")]) from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise _bad_token() from exc
     if not isinstance(key, list):
-        raise InvalidArgument([FieldViolation("page_token", "not a valid page token")])
+        raise _bad_token()
     return key
+
+
+def token_id(key: list[Any], index: int) -> int:
+    """A row id from a decoded page token; a forged or damaged token is INVALID_ARGUMENT
+    (never a server error, whatever JSON it holds)."""
+    value = key[index] if len(key) > index else None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
+        raise _bad_token()
+    return value
+
+
+def token_time(key: list[Any], index: int) -> datetime:
+    """A timestamp from a decoded page token (ISO 8601 with an offset), in UTC."""
+    value = key[index] if len(key) > index else None
+    if not isinstance(value, str):
+        raise _bad_token()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _bad_token() from exc
+    if moment.tzinfo is None:
+        raise _bad_token()
+    return moment.astimezone(UTC)
 
 
 def page_size(requested: int, default: int, maximum: int) -> int:
@@ -82,10 +113,7 @@ def newest_first_page(
     if end is not None:
         q = q.where(time_column < end)
     if after:
-        try:
-            at, last_id = datetime.fromisoformat(str(after[0])), int(after[1])
-        except (ValueError, IndexError) as exc:
-            raise InvalidArgument([FieldViolation("page_token", "not a valid page token")]) from exc
+        at, last_id = token_time(after, 0), token_id(after, 1)
         q = q.where(or_(time_column < at, and_(time_column == at, model.id < last_id)))
     with db.transaction(write=False) as s:
         rows = list(s.scalars(q))

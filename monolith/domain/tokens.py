@@ -1,4 +1,8 @@
-"""Issuing access tokens (EdDSA JWTs). Only the monolith holds the private key."""
+"""Issuing access tokens (EdDSA JWTs). Only the monolith holds the private key.
+
+`tv` is the user's token version at issue time: a logout or a password change increments the
+version, and every service refuses tokens with an older one (fitcore.auth.TokenVerifier).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ class TokenIssuer:
         self._settings = settings
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, user_id: int, email: str, name: str, role: str) -> str:
+    def issue(self, *, user_id: int, email: str, name: str, role: str, token_version: int) -> str:
         now = int(time.time())
         claims = {
             "iss": self._settings.issuer,
@@ -30,5 +34,6 @@ class TokenIssuer:
             "nbf": now,
             "exp": now + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
+            "tv": token_version,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)

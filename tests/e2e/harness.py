@@ -5,18 +5,23 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import subprocess
 import threading
 import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devtools import envoy
-from devtools.mesh import Mesh
+import fitedge
+from devtools.mesh import Mesh, http_ok
+from devtools.paths import DESCRIPTOR_SET, VENV_BIN
+from devtools.ports import free_port
 
 
 @dataclass
@@ -139,9 +144,9 @@ class EnvoyAdmin:
         return {
             name: c.get(f"cluster.{name}.upstream_rq_total", 0)
             for name in (
-                envoy.LEGACY_CLUSTER,
-                envoy.COACH_HOSTS,
-                envoy.FALLBACK_CLUSTER,
+                fitedge.LEGACY_CLUSTER,
+                fitedge.COACH_HOSTS,
+                fitedge.FALLBACK_CLUSTER,
                 "monolith",
             )
         }
@@ -163,11 +168,11 @@ class EnvoyAdmin:
         return out
 
     def shift(self, mesh: Mesh, coach_percent: int) -> None:
-        split = envoy.Split.coach_percent(coach_percent)
-        envoy.write_runtime(mesh.config.runtime_dir, split)
-        assert envoy.apply_live(self.url, split)
+        split = fitedge.Split.coach_percent(coach_percent)
+        fitedge.write_runtime(mesh.config.runtime_dir, split)
+        assert fitedge.apply_live(self.url, split)
         deadline = time.monotonic() + 5
-        while envoy.live_split(self.url) != split:
+        while fitedge.live_split(self.url) != split:
             assert time.monotonic() < deadline, "runtime change not visible"
             time.sleep(0.05)
 
@@ -315,3 +320,62 @@ class WodLoad:
         self._stop.set()
         for t in self._threads:
             t.join(30)
+
+
+@dataclass
+class ExtraEdge:
+    """A second Envoy in front of a running mesh's services."""
+
+    port: int
+    admin_url: str
+    access_log: Path
+    params: fitedge.EnvoyParams
+
+
+@contextmanager
+def extra_edge(mesh: Mesh, work: Path, **overrides: Any) -> Iterator[ExtraEdge]:
+    """Start an Envoy rendered by the same code as `./fit run`'s, with `overrides` (limits,
+    TLS, ...), in front of `mesh`'s monolith and coaches; stop it at the end."""
+    c = mesh.config
+    port, admin_port = free_port(), free_port()
+    runtime = work / "runtime"
+    fitedge.write_runtime(runtime, fitedge.Split(100, 0))
+    params = fitedge.EnvoyParams(
+        **{
+            "listen": ("127.0.0.1", port),
+            "admin": ("127.0.0.1", admin_port),
+            "monolith": fitedge.Endpoints([(c.host, c.monolith_port)]),
+            "coach": fitedge.Endpoints(
+                [(c.host, c.coach_port + i) for i in range(c.coach_instances)]
+            ),
+            "descriptor": str(DESCRIPTOR_SET),
+            "jwks": fitedge.jwks_from_public_key(
+                (c.data_dir / "keys" / "jwt_public.pem").read_bytes()
+            ),
+            "runtime_root": str(runtime / "current"),
+            "access_log": str(work / "access.log"),
+            **overrides,
+        }
+    )
+    config = work / "envoy.yaml"
+    config.write_text(fitedge.dump(fitedge.render(params)))
+    log_path = work / "envoy.log"
+    argv = [str(VENV_BIN / "envoy"), "-c", str(config), "--concurrency", "1"]
+    argv += ["--disable-hot-restart", "--log-level", "warn"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    admin = f"http://127.0.0.1:{admin_port}"
+    try:
+        deadline = time.monotonic() + 20
+        while not http_ok(f"{admin}/ready"):
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "extra Envoy not ready"
+            time.sleep(0.1)
+        yield ExtraEdge(params.listen[1], admin, work / "access.log", params)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

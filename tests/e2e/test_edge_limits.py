@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -24,17 +23,14 @@ import pytest
 from fitco.user.v1 import user_pb2, user_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from devtools import envoy
-from devtools.mesh import http_ok
-from devtools.paths import DESCRIPTOR_SET, VENV_BIN
-from devtools.ports import free_port
+import fitedge
 from tests.e2e.conftest import RunningMesh
-from tests.e2e.harness import register
+from tests.e2e.harness import extra_edge, register
 
 pytestmark = pytest.mark.e2e
 
-LIMITS = envoy.RateLimits(
-    auth=envoy.Bucket(5, 60), general=envoy.Bucket(30, 2), expensive=envoy.Bucket(3, 60)
+LIMITS = fitedge.RateLimits(
+    auth=fitedge.Bucket(5, 60), general=fitedge.Bucket(30, 2), expensive=fitedge.Bucket(3, 60)
 )
 
 
@@ -82,49 +78,9 @@ class SourceClient:
 
 @pytest.fixture(scope="module")
 def edge(mesh: RunningMesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    c = mesh.mesh.config
     work = tmp_path_factory.mktemp("edge")
-    port, admin_port = free_port(), free_port()
-    runtime = work / "runtime"
-    envoy.write_runtime(runtime, envoy.Split(100, 0))
-    params = envoy.EnvoyParams(
-        listen=("127.0.0.1", port),
-        admin=("127.0.0.1", admin_port),
-        monolith=envoy.Endpoints([(c.host, c.monolith_port)]),
-        coach=envoy.Endpoints([(c.host, c.coach_port + i) for i in range(c.coach_instances)]),
-        descriptor=str(DESCRIPTOR_SET),
-        jwks=envoy.jwks_from_public_key((c.data_dir / "keys" / "jwt_public.pem").read_bytes()),
-        runtime_root=str(runtime / "current"),
-        access_log=str(work / "access.log"),
-        limits=LIMITS,
-        edge_reflection_streams=2,
-    )
-    config = work / "envoy.yaml"
-    config.write_text(envoy.dump(envoy.render(params)))
-    log = (work / "envoy.log").open("wb")
-    argv = [str(VENV_BIN / "envoy"), "-c", str(config), "--concurrency", "1"]
-    argv += ["--disable-hot-restart", "--log-level", "warn"]
-    proc = subprocess.Popen(
-        argv,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    admin = f"http://127.0.0.1:{admin_port}"
-    try:
-        deadline = time.monotonic() + 20
-        while not http_ok(f"{admin}/ready"):
-            assert proc.poll() is None, (work / "envoy.log").read_text()
-            assert time.monotonic() < deadline, "edge Envoy not ready"
-            time.sleep(0.1)
-        yield Edge(port, admin, work / "access.log")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with extra_edge(mesh.mesh, work, limits=LIMITS, edge_reflection_streams=2) as e:
+        yield Edge(e.port, e.admin_url, e.access_log)
 
 
 def _limited(status: int, body: Any, headers: dict[str, str]) -> bool:
@@ -169,13 +125,18 @@ def test_grpc_clients_get_resource_exhausted(edge: Edge) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{edge.port}") as ch:
         users = user_pb2_grpc.UserServiceStub(ch)
         codes: Counter[str] = Counter()
+        messages: list[str] = []
         for _ in range(LIMITS.auth.tokens + 2):
             try:
                 users.Login(user_pb2.LoginRequest(email="a@example.com", password="x" * 12))
                 codes["OK"] += 1
             except grpc.RpcError as exc:
                 codes[exc.code().name] += 1
+                if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    messages.append(exc.details() or "")
     assert codes["RESOURCE_EXHAUSTED"] >= 2, codes
+    # Envoy's own reply, as a plain sentence (the JSON body is for JSON clients).
+    assert all(m.startswith("too many requests") for m in messages), messages
     assert codes["UNAUTHENTICATED"] <= LIMITS.auth.tokens, codes
 
 

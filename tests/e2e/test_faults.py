@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from devtools import envoy
+import fitedge
 from devtools.faultproxy import FaultProxy, Mode
 from tests.conftest import Databases
 from tests.e2e.conftest import RunningMesh, e2e_config, running_mesh
@@ -29,7 +29,7 @@ from tests.e2e.harness import LoadResult, TestClock, User, WodLoad, register
 
 pytestmark = pytest.mark.e2e
 
-ROUTE_TIMEOUT = 10.0  # the WOD route's timeout in devtools/envoy.py
+ROUTE_TIMEOUT = 10.0  # the WOD route's timeout in envoy/fitedge
 SLACK = 0.5  # Envoy answers 504 at the route timeout; the client sees it a little later
 COACHES = ("coach-0", "coach-1")
 
@@ -60,10 +60,10 @@ def _wait_serving(m: RunningMesh, index: int, timeout: float, at_least: int = 5)
     """Wait until Envoy sends coach `index` requests again (under load); seconds waited."""
     started = time.monotonic()
     host = _coach_host(m, index)
-    mark = m.admin.per_host(envoy.COACH_HOSTS).get(host, 0)
+    mark = m.admin.per_host(fitedge.COACH_HOSTS).get(host, 0)
     while time.monotonic() - started < timeout:
         time.sleep(0.25)
-        if m.admin.per_host(envoy.COACH_HOSTS).get(host, 0) - mark >= at_least:
+        if m.admin.per_host(fitedge.COACH_HOSTS).get(host, 0) - mark >= at_least:
             return time.monotonic() - started
     raise AssertionError(f"coach-{index} got no traffic within {timeout:.0f} s")
 
@@ -122,7 +122,7 @@ def test_b_every_coach_killed_falls_back_to_legacy(mesh: RunningMesh) -> None:
         for name in COACHES:
             mesh.mesh.wait_healthy(name, 15, replacing=old[name])
         restarted = time.monotonic() - t0
-        fell_back = mesh.admin.served()[envoy.FALLBACK_CLUSTER] - before[envoy.FALLBACK_CLUSTER]
+        fell_back = mesh.admin.served()[fitedge.FALLBACK_CLUSTER] - before[fitedge.FALLBACK_CLUSTER]
         serving = restarted + max(_wait_serving(mesh, i, 15, at_least=20) for i in (0, 1))
     r = load.result
     _row(
@@ -216,15 +216,15 @@ def test_d_envoy_restarted_keeps_the_split(mesh: RunningMesh) -> None:
         old = mesh.mesh.kill("envoy")
         mesh.mesh.wait_healthy("envoy", 15, replacing=old)
         restarted = time.monotonic() - t0
-        split = envoy.live_split(mesh.mesh.config.admin_url)
+        split = fitedge.live_split(mesh.mesh.config.admin_url)
         steady = load.wait_steady(within=10)
         served_before = mesh.admin.served()
         time.sleep(3)
         served = mesh.admin.served()
         tail = load.between(steady)
     r = load.result
-    legacy = served[envoy.LEGACY_CLUSTER] - served_before[envoy.LEGACY_CLUSTER]
-    coach = served[envoy.COACH_HOSTS] - served_before[envoy.COACH_HOSTS]
+    legacy = served[fitedge.LEGACY_CLUSTER] - served_before[fitedge.LEGACY_CLUSTER]
+    coach = served[fitedge.COACH_HOSTS] - served_before[fitedge.COACH_HOSTS]
     share = coach / max(legacy + coach, 1)
     outage = load.between(t0, steady)
     _row(
@@ -237,7 +237,7 @@ def test_d_envoy_restarted_keeps_the_split(mesh: RunningMesh) -> None:
         coach_share_after=round(share, 3),
         failed_after_restart=tail.failed,
     )
-    assert split == envoy.Split.coach_percent(30)
+    assert split == fitedge.Split.coach_percent(30)
     assert abs(share - 0.30) <= _tolerance(legacy + coach, 0.30), (legacy, coach)
     assert tail.failed == 0 and tail.ok > 50, tail.summary()
     assert restarted < 10, restarted

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from fitco.coach.v1 import coach_pb2, coach_pb2_grpc
 
-from devtools import envoy
+import fitedge
 from tests.e2e.conftest import RunningMesh
 from tests.e2e.harness import JsonClient, User, WodLoad, register
 
@@ -130,15 +130,15 @@ def test_shift_under_load_has_no_failures(mesh: RunningMesh) -> None:
     with WodLoad(mesh.host, mesh.port, users) as load:
         for percent in (0, 10, 50, 100, 0):
             delta = _shift_phase(mesh, percent, 4.0)
-            legacy = delta[envoy.LEGACY_CLUSTER]
-            coach = delta[envoy.COACH_HOSTS]
+            legacy = delta[fitedge.LEGACY_CLUSTER]
+            coach = delta[fitedge.COACH_HOSTS]
             total = legacy + coach
             assert total > 50, delta
             share = coach / total
             shares.append((percent, total, round(share, 3)))
             assert abs(share - percent / 100) <= _tolerance(total, percent / 100), shares
-            assert delta[envoy.FALLBACK_CLUSTER] == 0
-    per_host = mesh.admin.per_host(envoy.COACH_HOSTS)
+            assert delta[fitedge.FALLBACK_CLUSTER] == 0
+    per_host = mesh.admin.per_host(fitedge.COACH_HOSTS)
     assert len(per_host) == 2 and all(n > 50 for n in per_host.values()), per_host
     print("coach share per phase (percent, requests, measured):", shares, "per coach:", per_host)
     print("load:", load.result.ok, "ok,", load.result.failed, "failed")

@@ -11,7 +11,7 @@ from fitco.coach.v1 import coach_pb2
 from fitco.history.v1 import history_pb2
 from google.protobuf import timestamp_pb2
 
-from tests.conftest import RunningMonolith, onboard, register
+from tests.conftest import RunningMonolith, onboard, register, service_md
 from tests.rpc import expect_error, field_violations
 
 
@@ -70,9 +70,21 @@ def test_record_exercise_validation(monolith: RunningMonolith) -> None:
             metadata=user.md,
         ),
     )
-    assert {"exercise_id", "sets", "reps", "weight_kg", "performed_at"} <= set(
-        field_violations(err)
+    # The limits the contract declares are checked first (fitcore.validation) ...
+    assert set(field_violations(err)) == {"sets", "reps", "weight_kg"}
+    err = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: c.history.RecordExercise(
+            history_pb2.RecordExerciseRequest(
+                exercise_id=424242,
+                sets=5,
+                performed_at=_at(monolith.clock.now() + timedelta(days=2)),
+            ),
+            metadata=user.md,
+        ),
     )
+    # ... then the domain's rules that need the catalog or the clock.
+    assert set(field_violations(err)) == {"exercise_id", "performed_at"}
     assert not c.history.ListHistory(history_pb2.ListHistoryRequest(), metadata=user.md).entries
     expect_error(
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -172,6 +184,7 @@ def test_record_wod_first_writer_wins_under_concurrency(monolith: RunningMonolit
     c = monolith.client
     user = register(c)
     day = monolith.clock.now().date().isoformat()
+    as_coach = user.md + service_md(monolith.key_dir)  # RecordWod is INTERNAL
 
     def attempt(offset: int) -> history_pb2.RecordWodResponse:
         return c.history.RecordWod(
@@ -183,7 +196,7 @@ def test_record_wod_first_writer_wins_under_concurrency(monolith: RunningMonolit
                     for i in range(1, 7)
                 ],
             ),
-            metadata=user.md,
+            metadata=as_coach,
         )
 
     with ThreadPoolExecutor(8) as pool:
@@ -208,10 +221,22 @@ def test_record_wod_validation(monolith: RunningMonolith) -> None:
                 implementation="magic",
                 items=[history_pb2.WodItem(exercise_id=1), history_pb2.WodItem(exercise_id=1)],
             ),
-            metadata=user.md,
+            metadata=user.md + service_md(monolith.key_dir),
         ),
     )
-    assert {"day", "implementation", "items"} <= set(field_violations(err))
+    assert set(field_violations(err)) == {"implementation"}  # declared in the contract
+    err = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: c.history.RecordWod(
+            history_pb2.RecordWodRequest(
+                day="2001-01-01",
+                implementation="coach",
+                items=[history_pb2.WodItem(exercise_id=1), history_pb2.WodItem(exercise_id=1)],
+            ),
+            metadata=user.md + service_md(monolith.key_dir),
+        ),
+    )
+    assert {"day", "items"} <= set(field_violations(err))  # the domain's rules
     expect_error(
         grpc.StatusCode.NOT_FOUND,
         lambda: c.history.GetServedWod(

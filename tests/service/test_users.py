@@ -217,7 +217,15 @@ def test_body_metrics_over_time_paginated(monolith: RunningMonolith) -> None:
             metadata=user.md,
         ),
     )
-    assert set(field_violations(err)) == {"weight_kg", "measured_at"}
+    assert set(field_violations(err)) == {"weight_kg"}  # the contract's limit comes first
+    err = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: c.users.RecordBodyMetric(
+            user_pb2.RecordBodyMetricRequest(measured_at=future, weight_kg=80),
+            metadata=user.md,
+        ),
+    )
+    assert set(field_violations(err)) == {"measured_at"}  # then the domain's clock rule
     expect_error(
         grpc.StatusCode.INVALID_ARGUMENT,
         lambda: c.users.ListBodyMetrics(
@@ -257,11 +265,21 @@ def test_preferences_defaults_update_and_validation(monolith: RunningMonolith) -
             metadata=user.md,
         ),
     )
+    # The contract's limits first (vocabulary, range), then the catalog's muscle groups.
     assert set(field_violations(err)) == {
         "preferences.equipment[0]",
         "preferences.training_days_per_week",
-        "preferences.avoid_muscle_group_ids[0]",
     }
+    err = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda: c.users.UpdatePreferences(
+            user_pb2.UpdatePreferencesRequest(
+                preferences=user_pb2.Preferences(avoid_muscle_group_ids=[999])
+            ),
+            metadata=user.md,
+        ),
+    )
+    assert set(field_violations(err)) == {"preferences.avoid_muscle_group_ids[0]"}
 
 
 def test_admin_bootstrap_create_and_list(monolith: RunningMonolith) -> None:

@@ -55,7 +55,13 @@ def test_compose_wiring() -> None:
     assert mounts[envoy_files.COMPOSE_DESCRIPTOR] == "./gen/descriptors/fitco.binpb"
     assert mounts["/etc/envoy/envoy.yaml"] == "./envoy/envoy.compose.yaml"
     assert envoy_files.COMPOSE_RUNTIME in mounts
-    assert services["envoy"]["ports"] == ["8080:8080"]
+    # Only the edge is published: HTTPS and the HTTP port that redirects to it. Every other
+    # port (gRPC, Prometheus metrics, PostgreSQL) stays on the compose network.
+    assert services["envoy"]["ports"] == ["8443:8443", "8080:8080"]
+    assert [n for n, svc in services.items() if "ports" in svc] == ["envoy"]
+    tls = {s["target"]: s["source"] for s in services["envoy"]["secrets"] if isinstance(s, dict)}
+    assert compose["secrets"][tls["tls.crt"]]["file"] == "./var/secrets/tls.crt"
+    assert compose["secrets"][tls["tls.key"]]["file"] == "./var/secrets/tls.key"
     for name, svc in services.items():
         env = svc.get("environment", {})
         assert not any("PRIVATE_KEY=" in str(v) for v in env.values()), name
@@ -83,3 +89,62 @@ def test_kubernetes_probes_and_headless_coach() -> None:
     assert (
         by_kind[("HorizontalPodAutoscaler", "coach")]["spec"]["scaleTargetRef"]["name"] == "coach"
     )
+
+
+def test_service_identity_secrets_by_reference() -> None:
+    """The coach holds its own identity key; the monolith holds only its public key, in the
+    directory of services it trusts for INTERNAL RPCs (adr/05)."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    monolith, coach = services["monolith"], services["coach"]
+    keys_dir = monolith["environment"]["FITCO_SERVICE_KEYS_DIR"]
+    mounted = {s["target"]: s["source"] for s in monolith["secrets"] if isinstance(s, dict)}
+    assert mounted[f"{keys_dir}/coach.pem"] == "service_coach_public_key"
+    assert "service_coach_private_key" not in str(monolith["secrets"])
+    assert "service_coach_private_key" in coach["secrets"]
+    assert coach["environment"]["FITCO_SERVICE_PRIVATE_KEY_FILE"] == (
+        "/run/secrets/service_coach_private_key"
+    )
+    base = ROOT / "deploy" / "k8s" / "base"
+    pods = {
+        name: next(
+            d
+            for d in yaml.safe_load_all((base / f"{name}.yaml").read_text())
+            if d["kind"] == "Deployment"
+        )["spec"]["template"]["spec"]
+        for name in ("monolith", "coach")
+    }
+
+    def secret_mounts(pod: dict[str, Any]) -> dict[str, str]:
+        volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in pod["volumes"]}
+        mounts = pod["containers"][0]["volumeMounts"]
+        return {m["mountPath"]: volumes[m["name"]] for m in mounts if volumes[m["name"]]}
+
+    def env(pod: dict[str, Any]) -> dict[str, str]:
+        return {e["name"]: e.get("value", "") for e in pod["containers"][0]["env"]}
+
+    monolith_env = env(pods["monolith"])
+    assert secret_mounts(pods["monolith"])[monolith_env["FITCO_SERVICE_KEYS_DIR"]] == (
+        "fitco-service-keys"
+    )
+    coach_key = env(pods["coach"])["FITCO_SERVICE_PRIVATE_KEY_FILE"]
+    assert secret_mounts(pods["coach"])[str(Path(coach_key).parent)] == "fitco-coach-identity"
+    assert "fitco-coach-identity" not in secret_mounts(pods["monolith"]).values()
+
+
+def test_edge_config_serves_tls_and_only_redirects_plain_http() -> None:
+    config = yaml.safe_load((ROOT / "envoy" / "envoy.compose.yaml").read_text())
+    listeners = {lst["name"]: lst for lst in config["static_resources"]["listeners"]}
+    edge = listeners["edge"]
+    assert edge["address"]["socket_address"]["port_value"] == envoy_files.HTTPS_PORT
+    tls = edge["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"]
+    assert tls["alpn_protocols"] == ["h2", "http/1.1"]
+    assert tls["tls_params"]["tls_minimum_protocol_version"] == "TLSv1_2"
+    assert tls["tls_certificates"][0]["certificate_chain"]["filename"] == "/run/secrets/tls.crt"
+    plain = listeners["edge_http_redirect"]
+    hcm = plain["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = [r for vh in hcm["route_config"]["virtual_hosts"] for r in vh["routes"]]
+    assert all("redirect" in r and r["redirect"]["https_redirect"] for r in routes)
+    k8s = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "base" / "envoy.yaml").read_text()))
+    pod = next(d for d in k8s if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    sources = next(v for v in pod["volumes"] if v["name"] == "secrets")["projected"]["sources"]
+    assert {src["secret"]["name"] for src in sources} == {"fitco-jwt", "fitco-tls"}

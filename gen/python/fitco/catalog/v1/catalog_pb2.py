@@ -22,46 +22,62 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from fitco.access.v1 import access_pb2 as fitco_dot_access_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from protoc_gen_openapiv2.options import annotations_pb2 as protoc__gen__openapiv2_dot_options_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66itco/catalog/v1/catalog.proto\x12\x10\x66itco.catalog.v1\x1a\x1cgoogle/api/annotations.proto\"m\n\x0bMuscleGroup\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tbody_part\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\"|\n\x11MuscleGroupImpact\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tbody_part\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x12\n\nis_primary\x18\x05 \x01(\x08\x12\x11\n\tintensity\x18\x06 \x01(\x01\"\xd2\x02\n\x08\x45xercise\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\ndifficulty\x18\x04 \x01(\x05\x12\x11\n\tequipment\x18\x05 \x01(\t\x12\x14\n\x0cinstructions\x18\x06 \x01(\t\x12:\n\rmuscle_groups\x18\x07 \x03(\x0b\x32#.fitco.catalog.v1.MuscleGroupImpact\x12\x18\n\x10\x65quipment_needed\x18\x08 \x03(\t\x12\x10\n\x08mechanic\x18\t \x01(\t\x12\r\n\x05\x66orce\x18\n \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0b \x01(\t\x12\x0f\n\x07measure\x18\x0c \x01(\t\x12\x11\n\tmet_value\x18\r \x01(\x01\x12\x10\n\x08met_code\x18\x0e \x01(\t\x12\x1b\n\x13rm_bodyweight_ratio\x18\x0f \x01(\x01\"}\n\x14ListExercisesRequest\x12\x17\n\x0fmuscle_group_id\x18\x01 \x01(\x05\x12\x11\n\tequipment\x18\x02 \x01(\t\x12\x12\n\ndifficulty\x18\x03 \x01(\x05\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"s\n\x15ListExercisesResponse\x12-\n\texercises\x18\x01 \x03(\x0b\x32\x1a.fitco.catalog.v1.Exercise\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\")\n\x12GetExerciseRequest\x12\x13\n\x0b\x65xercise_id\x18\x01 \x01(\x05\"C\n\x13GetExerciseResponse\x12,\n\x08\x65xercise\x18\x01 \x01(\x0b\x32\x1a.fitco.catalog.v1.Exercise\"\x19\n\x17ListMuscleGroupsRequest\"P\n\x18ListMuscleGroupsResponse\x12\x34\n\rmuscle_groups\x18\x01 \x03(\x0b\x32\x1d.fitco.catalog.v1.MuscleGroup\"*\n\x11GetCatalogRequest\x12\x15\n\rknown_version\x18\x01 \x01(\t\"\xa0\x01\n\x12GetCatalogResponse\x12-\n\texercises\x18\x01 \x03(\x0b\x32\x1a.fitco.catalog.v1.Exercise\x12\x34\n\rmuscle_groups\x18\x02 \x03(\x0b\x32\x1d.fitco.catalog.v1.MuscleGroup\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0cnot_modified\x18\x04 \x01(\x08\x32\xff\x03\n\x0e\x43\x61talogService\x12w\n\rListExercises\x12&.fitco.catalog.v1.ListExercisesRequest\x1a\'.fitco.catalog.v1.ListExercisesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/exercises\x12\x7f\n\x0bGetExercise\x12$.fitco.catalog.v1.GetExerciseRequest\x1a%.fitco.catalog.v1.GetExerciseResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/exercises/{exercise_id}\x12\x84\x01\n\x10ListMuscleGroups\x12).fitco.catalog.v1.ListMuscleGroupsRequest\x1a*.fitco.catalog.v1.ListMuscleGroupsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/muscle-groups\x12l\n\nGetCatalog\x12#.fitco.catalog.v1.GetCatalogRequest\x1a$.fitco.catalog.v1.GetCatalogResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/catalogb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66itco/catalog/v1/catalog.proto\x12\x10\x66itco.catalog.v1\x1a\x1c\x66itco/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"m\n\x0bMuscleGroup\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tbody_part\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\"|\n\x11MuscleGroupImpact\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tbody_part\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x12\n\nis_primary\x18\x05 \x01(\x08\x12\x11\n\tintensity\x18\x06 \x01(\x01\"\xd2\x02\n\x08\x45xercise\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\ndifficulty\x18\x04 \x01(\x05\x12\x11\n\tequipment\x18\x05 \x01(\t\x12\x14\n\x0cinstructions\x18\x06 \x01(\t\x12:\n\rmuscle_groups\x18\x07 \x03(\x0b\x32#.fitco.catalog.v1.MuscleGroupImpact\x12\x18\n\x10\x65quipment_needed\x18\x08 \x03(\t\x12\x10\n\x08mechanic\x18\t \x01(\t\x12\r\n\x05\x66orce\x18\n \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0b \x01(\t\x12\x0f\n\x07measure\x18\x0c \x01(\t\x12\x11\n\tmet_value\x18\r \x01(\x01\x12\x10\n\x08met_code\x18\x0e \x01(\t\x12\x1b\n\x13rm_bodyweight_ratio\x18\x0f \x01(\x01\"\xf5\x01\n\x14ListExercisesRequest\x12%\n\x0fmuscle_group_id\x18\x01 \x01(\x05\x42\x0c\x92\x41\ti\x00\x00\x00\x00\x00\x00\xf0?\x12;\n\tequipment\x18\x02 \x01(\tB(\x92\x41%x \x8a\x01 ^[^\\u0000-\\u001F\\u007F-\\u009F]*$\x12)\n\ndifficulty\x18\x03 \x01(\x05\x42\x15\x92\x41\x12Y\x00\x00\x00\x00\x00\x00\x14@i\x00\x00\x00\x00\x00\x00\xf0?\x12\x1f\n\tpage_size\x18\x04 \x01(\x05\x42\x0c\x92\x41\ti\x00\x00\x00\x00\x00\x00\xf0?\x12-\n\npage_token\x18\x05 \x01(\tB\x19\x92\x41\x16x\x80\x02\x8a\x01\x10^[A-Za-z0-9_-]*$\"s\n\x15ListExercisesResponse\x12-\n\texercises\x18\x01 \x03(\x0b\x32\x1a.fitco.catalog.v1.Exercise\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"7\n\x12GetExerciseRequest\x12!\n\x0b\x65xercise_id\x18\x01 \x01(\x05\x42\x0c\x92\x41\ti\x00\x00\x00\x00\x00\x00\xf0?\"C\n\x13GetExerciseResponse\x12,\n\x08\x65xercise\x18\x01 \x01(\x0b\x32\x1a.fitco.catalog.v1.Exercise\"\x19\n\x17ListMuscleGroupsRequest\"P\n\x18ListMuscleGroupsResponse\x12\x34\n\rmuscle_groups\x18\x01 \x03(\x0b\x32\x1d.fitco.catalog.v1.MuscleGroup\"D\n\x11GetCatalogRequest\x12/\n\rknown_version\x18\x01 \x01(\tB\x18\x92\x41\x15x@\x8a\x01\x10^[A-Za-z0-9_-]*$\"\xa0\x01\n\x12GetCatalogResponse\x12-\n\texercises\x18\x01 \x03(\x0b\x32\x1a.fitco.catalog.v1.Exercise\x12\x34\n\rmuscle_groups\x18\x02 \x03(\x0b\x32\x1d.fitco.catalog.v1.MuscleGroup\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0cnot_modified\x18\x04 \x01(\x08\x32\x90\x04\n\x0e\x43\x61talogService\x12{\n\rListExercises\x12&.fitco.catalog.v1.ListExercisesRequest\x1a\'.fitco.catalog.v1.ListExercisesResponse\"\x19\xf0\xed\x18\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/exercises\x12\x83\x01\n\x0bGetExercise\x12$.fitco.catalog.v1.GetExerciseRequest\x1a%.fitco.catalog.v1.GetExerciseResponse\"\'\xf0\xed\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/exercises/{exercise_id}\x12\x88\x01\n\x10ListMuscleGroups\x12).fitco.catalog.v1.ListMuscleGroupsRequest\x1a*.fitco.catalog.v1.ListMuscleGroupsResponse\"\x1d\xf0\xed\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/muscle-groups\x12p\n\nGetCatalog\x12#.fitco.catalog.v1.GetCatalogRequest\x1a$.fitco.catalog.v1.GetCatalogResponse\"\x17\xf0\xed\x18\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/catalogb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fitco.catalog.v1.catalog_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['muscle_group_id']._loaded_options = None
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['muscle_group_id']._serialized_options = b'\222A\ti\000\000\000\000\000\000\360?'
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['equipment']._loaded_options = None
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['equipment']._serialized_options = b'\222A%x \212\001 ^[^\\u0000-\\u001F\\u007F-\\u009F]*$'
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['difficulty']._loaded_options = None
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['difficulty']._serialized_options = b'\222A\022Y\000\000\000\000\000\000\024@i\000\000\000\000\000\000\360?'
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['page_size']._serialized_options = b'\222A\ti\000\000\000\000\000\000\360?'
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['page_token']._serialized_options = b'\222A\026x\200\002\212\001\020^[A-Za-z0-9_-]*$'
+  _globals['_GETEXERCISEREQUEST'].fields_by_name['exercise_id']._loaded_options = None
+  _globals['_GETEXERCISEREQUEST'].fields_by_name['exercise_id']._serialized_options = b'\222A\ti\000\000\000\000\000\000\360?'
+  _globals['_GETCATALOGREQUEST'].fields_by_name['known_version']._loaded_options = None
+  _globals['_GETCATALOGREQUEST'].fields_by_name['known_version']._serialized_options = b'\222A\025x@\212\001\020^[A-Za-z0-9_-]*$'
   _globals['_CATALOGSERVICE'].methods_by_name['ListExercises']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['ListExercises']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/exercises'
+  _globals['_CATALOGSERVICE'].methods_by_name['ListExercises']._serialized_options = b'\360\355\030\001\202\323\344\223\002\017\022\r/v1/exercises'
   _globals['_CATALOGSERVICE'].methods_by_name['GetExercise']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['GetExercise']._serialized_options = b'\202\323\344\223\002\035\022\033/v1/exercises/{exercise_id}'
+  _globals['_CATALOGSERVICE'].methods_by_name['GetExercise']._serialized_options = b'\360\355\030\001\202\323\344\223\002\035\022\033/v1/exercises/{exercise_id}'
   _globals['_CATALOGSERVICE'].methods_by_name['ListMuscleGroups']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['ListMuscleGroups']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/muscle-groups'
+  _globals['_CATALOGSERVICE'].methods_by_name['ListMuscleGroups']._serialized_options = b'\360\355\030\001\202\323\344\223\002\023\022\021/v1/muscle-groups'
   _globals['_CATALOGSERVICE'].methods_by_name['GetCatalog']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['GetCatalog']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/catalog'
-  _globals['_MUSCLEGROUP']._serialized_start=82
-  _globals['_MUSCLEGROUP']._serialized_end=191
-  _globals['_MUSCLEGROUPIMPACT']._serialized_start=193
-  _globals['_MUSCLEGROUPIMPACT']._serialized_end=317
-  _globals['_EXERCISE']._serialized_start=320
-  _globals['_EXERCISE']._serialized_end=658
-  _globals['_LISTEXERCISESREQUEST']._serialized_start=660
-  _globals['_LISTEXERCISESREQUEST']._serialized_end=785
-  _globals['_LISTEXERCISESRESPONSE']._serialized_start=787
-  _globals['_LISTEXERCISESRESPONSE']._serialized_end=902
-  _globals['_GETEXERCISEREQUEST']._serialized_start=904
-  _globals['_GETEXERCISEREQUEST']._serialized_end=945
-  _globals['_GETEXERCISERESPONSE']._serialized_start=947
-  _globals['_GETEXERCISERESPONSE']._serialized_end=1014
-  _globals['_LISTMUSCLEGROUPSREQUEST']._serialized_start=1016
-  _globals['_LISTMUSCLEGROUPSREQUEST']._serialized_end=1041
-  _globals['_LISTMUSCLEGROUPSRESPONSE']._serialized_start=1043
-  _globals['_LISTMUSCLEGROUPSRESPONSE']._serialized_end=1123
-  _globals['_GETCATALOGREQUEST']._serialized_start=1125
-  _globals['_GETCATALOGREQUEST']._serialized_end=1167
-  _globals['_GETCATALOGRESPONSE']._serialized_start=1170
-  _globals['_GETCATALOGRESPONSE']._serialized_end=1330
-  _globals['_CATALOGSERVICE']._serialized_start=1333
-  _globals['_CATALOGSERVICE']._serialized_end=1844
+  _globals['_CATALOGSERVICE'].methods_by_name['GetCatalog']._serialized_options = b'\360\355\030\001\202\323\344\223\002\r\022\013/v1/catalog'
+  _globals['_MUSCLEGROUP']._serialized_start=160
+  _globals['_MUSCLEGROUP']._serialized_end=269
+  _globals['_MUSCLEGROUPIMPACT']._serialized_start=271
+  _globals['_MUSCLEGROUPIMPACT']._serialized_end=395
+  _globals['_EXERCISE']._serialized_start=398
+  _globals['_EXERCISE']._serialized_end=736
+  _globals['_LISTEXERCISESREQUEST']._serialized_start=739
+  _globals['_LISTEXERCISESREQUEST']._serialized_end=984
+  _globals['_LISTEXERCISESRESPONSE']._serialized_start=986
+  _globals['_LISTEXERCISESRESPONSE']._serialized_end=1101
+  _globals['_GETEXERCISEREQUEST']._serialized_start=1103
+  _globals['_GETEXERCISEREQUEST']._serialized_end=1158
+  _globals['_GETEXERCISERESPONSE']._serialized_start=1160
+  _globals['_GETEXERCISERESPONSE']._serialized_end=1227
+  _globals['_LISTMUSCLEGROUPSREQUEST']._serialized_start=1229
+  _globals['_LISTMUSCLEGROUPSREQUEST']._serialized_end=1254
+  _globals['_LISTMUSCLEGROUPSRESPONSE']._serialized_start=1256
+  _globals['_LISTMUSCLEGROUPSRESPONSE']._serialized_end=1336
+  _globals['_GETCATALOGREQUEST']._serialized_start=1338
+  _globals['_GETCATALOGREQUEST']._serialized_end=1406
+  _globals['_GETCATALOGRESPONSE']._serialized_start=1409
+  _globals['_GETCATALOGRESPONSE']._serialized_end=1569
+  _globals['_CATALOGSERVICE']._serialized_start=1572
+  _globals['_CATALOGSERVICE']._serialized_end=2100
 # @@protoc_insertion_point(module_scope)

@@ -285,7 +285,9 @@ Global___ListExercisesOnDayResponse: _TypeAlias = ListExercisesOnDayResponse  # 
 
 @_typing.final
 class WodItem(_message.Message):
-    """WodItem is one exercise of a served WOD, as prescribed."""
+    """WodItem is one exercise of a served WOD, as prescribed. Served WODs carry zeros (no load, no
+    duration), so only upper bounds are declared; RecordWod checks the rest.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

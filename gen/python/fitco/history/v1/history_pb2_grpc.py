@@ -109,7 +109,8 @@ class HistoryServiceServicer:
     def RecordWod(self, request, context):
         """RecordWod stores the WOD served for a day, atomically. The first WOD recorded for a
         (user, day) wins: a later call returns the stored WOD with `created` false, so every
-        implementation serves the same WOD all day.
+        implementation serves the same WOD all day. Internal: only a WOD implementation (the
+        coach service) records, for the user whose token it forwards; not routed at the edge.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

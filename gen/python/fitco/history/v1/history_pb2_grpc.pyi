@@ -50,7 +50,8 @@ class HistoryServiceStub:
     RecordWod: _grpc.UnaryUnaryMultiCallable[_history_pb2.RecordWodRequest, _history_pb2.RecordWodResponse]
     """RecordWod stores the WOD served for a day, atomically. The first WOD recorded for a
     (user, day) wins: a later call returns the stored WOD with `created` false, so every
-    implementation serves the same WOD all day.
+    implementation serves the same WOD all day. Internal: only a WOD implementation (the
+    coach service) records, for the user whose token it forwards; not routed at the edge.
     """
     GetServedWod: _grpc.UnaryUnaryMultiCallable[_history_pb2.GetServedWodRequest, _history_pb2.GetServedWodResponse]
     """GetServedWod returns the WOD served to the caller on a day, NOT_FOUND when none was served."""
@@ -77,7 +78,8 @@ class HistoryServiceAsyncStub(HistoryServiceStub):
     RecordWod: _aio.UnaryUnaryMultiCallable[_history_pb2.RecordWodRequest, _history_pb2.RecordWodResponse]  # type: ignore[assignment]
     """RecordWod stores the WOD served for a day, atomically. The first WOD recorded for a
     (user, day) wins: a later call returns the stored WOD with `created` false, so every
-    implementation serves the same WOD all day.
+    implementation serves the same WOD all day. Internal: only a WOD implementation (the
+    coach service) records, for the user whose token it forwards; not routed at the edge.
     """
     GetServedWod: _aio.UnaryUnaryMultiCallable[_history_pb2.GetServedWodRequest, _history_pb2.GetServedWodResponse]  # type: ignore[assignment]
     """GetServedWod returns the WOD served to the caller on a day, NOT_FOUND when none was served."""
@@ -131,7 +133,8 @@ class HistoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_history_pb2.RecordWodResponse, _abc.Awaitable[_history_pb2.RecordWodResponse]]:
         """RecordWod stores the WOD served for a day, atomically. The first WOD recorded for a
         (user, day) wins: a later call returns the stored WOD with `created` false, so every
-        implementation serves the same WOD all day.
+        implementation serves the same WOD all day. Internal: only a WOD implementation (the
+        coach service) records, for the user whose token it forwards; not routed at the edge.
         """
 
     @_abc_1.abstractmethod

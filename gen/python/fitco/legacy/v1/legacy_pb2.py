@@ -22,54 +22,70 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from fitco.access.v1 import access_pb2 as fitco_dot_access_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
+from protoc_gen_openapiv2.options import annotations_pb2 as protoc__gen__openapiv2_dot_options_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66itco/legacy/v1/legacy.proto\x12\x0f\x66itco.legacy.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\"\x12\n\x10ListUsersRequest\"7\n\x11ListUsersResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"\x13\n\x11GetProfileRequest\"8\n\x12GetProfileResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"c\n\x19\x43ompleteOnboardingRequest\x12\x14\n\x06weight\x18\x01 \x01(\x01\x42\x04\xe2\x41\x01\x02\x12\x14\n\x06height\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x66itness_goal\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"@\n\x1a\x43ompleteOnboardingResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"/\n\x14ListExercisesRequest\x12\x17\n\x0fmuscle_group_id\x18\x01 \x01(\x05\";\n\x15ListExercisesResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\")\n\x12GetExerciseRequest\x12\x13\n\x0b\x65xercise_id\x18\x01 \x01(\x05\"9\n\x13GetExerciseResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody2\x8c\x05\n\rLegacyService\x12h\n\tListUsers\x12!.fitco.legacy.v1.ListUsersRequest\x1a\".fitco.legacy.v1.ListUsersResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x06/usersb\x04\x62ody\x12m\n\nGetProfile\x12\".fitco.legacy.v1.GetProfileRequest\x1a#.fitco.legacy.v1.GetProfileResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x08/profileb\x04\x62ody\x12\x93\x01\n\x12\x43ompleteOnboarding\x12*.fitco.legacy.v1.CompleteOnboardingRequest\x1a+.fitco.legacy.v1.CompleteOnboardingResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x13/profile/onboarding:\x01*b\x04\x62ody\x12\x80\x01\n\rListExercises\x12%.fitco.legacy.v1.ListExercisesRequest\x1a&.fitco.legacy.v1.ListExercisesResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x12/fitness/exercisesb\x04\x62ody\x12\x88\x01\n\x0bGetExercise\x12#.fitco.legacy.v1.GetExerciseRequest\x1a$.fitco.legacy.v1.GetExerciseResponse\".\x82\xd3\xe4\x93\x02(\x12 /fitness/exercises/{exercise_id}b\x04\x62odyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66itco/legacy/v1/legacy.proto\x12\x0f\x66itco.legacy.v1\x1a\x1c\x66itco/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x12\n\x10ListUsersRequest\"U\n\x11ListUsersResponse\x12@\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x1c\x92\x41\x19\x1a\x13.fitco.user.v1.User\x9a\x02\x01\x01\"\x13\n\x11GetProfileRequest\"U\n\x12GetProfileResponse\x12?\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x1b\x92\x41\x18\x1a\x16.fitco.user.v1.Profile\"\xb2\x02\n\x19\x43ompleteOnboardingRequest\x12)\n\x06weight\x18\x01 \x01(\x01\x42\x19\x92\x41\x12Y\x00\x00\x00\x00\x00\x00y@i\x00\x00\x00\x00\x00\x00\x34@\xe2\x41\x01\x02\x12)\n\x06height\x18\x02 \x01(\x01\x42\x19\x92\x41\x12Y\x00\x00\x00\x00\x00@o@i\x00\x00\x00\x00\x00\x00Y@\xe2\x41\x01\x02\x12\xbe\x01\n\x0c\x66itness_goal\x18\x03 \x01(\tB\xa7\x01\x92\x41\x9f\x01\xf2\x02\x0bweight_loss\xf2\x02\x0bmuscle_gain\xf2\x02\tendurance\xf2\x02\x08strength\xf2\x02\x0fgeneral_fitness\xf2\x02\x0blose_weight\xf2\x02\nweightloss\xf2\x02\x0c\x62uild_muscle\xf2\x02\x0bgain_muscle\xf2\x02\x0bhypertrophy\xf2\x02\x07stamina\xf2\x02\x07\x66itness\xe2\x41\x01\x02\"]\n\x1a\x43ompleteOnboardingResponse\x12?\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x1b\x92\x41\x18\x1a\x16.fitco.user.v1.Profile\"=\n\x14ListExercisesRequest\x12%\n\x0fmuscle_group_id\x18\x01 \x01(\x05\x42\x0c\x92\x41\ti\x00\x00\x00\x00\x00\x00\xf0?\"`\n\x15ListExercisesResponse\x12G\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB#\x92\x41 \x1a\x1a.fitco.catalog.v1.Exercise\x9a\x02\x01\x01\"7\n\x12GetExerciseRequest\x12!\n\x0b\x65xercise_id\x18\x01 \x01(\x05\x42\x0c\x92\x41\ti\x00\x00\x00\x00\x00\x00\xf0?\"Z\n\x13GetExerciseResponse\x12\x43\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x1f\x92\x41\x1c\x1a\x1a.fitco.catalog.v1.Exercise2\xa0\x05\n\rLegacyService\x12l\n\tListUsers\x12!.fitco.legacy.v1.ListUsersRequest\x1a\".fitco.legacy.v1.ListUsersResponse\"\x18\xf0\xed\x18\x03\x82\xd3\xe4\x93\x02\x0e\x12\x06/usersb\x04\x62ody\x12q\n\nGetProfile\x12\".fitco.legacy.v1.GetProfileRequest\x1a#.fitco.legacy.v1.GetProfileResponse\"\x1a\xf0\xed\x18\x02\x82\xd3\xe4\x93\x02\x10\x12\x08/profileb\x04\x62ody\x12\x97\x01\n\x12\x43ompleteOnboarding\x12*.fitco.legacy.v1.CompleteOnboardingRequest\x1a+.fitco.legacy.v1.CompleteOnboardingResponse\"(\xf0\xed\x18\x02\x82\xd3\xe4\x93\x02\x1e\"\x13/profile/onboarding:\x01*b\x04\x62ody\x12\x84\x01\n\rListExercises\x12%.fitco.legacy.v1.ListExercisesRequest\x1a&.fitco.legacy.v1.ListExercisesResponse\"$\xf0\xed\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x12/fitness/exercisesb\x04\x62ody\x12\x8c\x01\n\x0bGetExercise\x12#.fitco.legacy.v1.GetExerciseRequest\x1a$.fitco.legacy.v1.GetExerciseResponse\"2\xf0\xed\x18\x01\x82\xd3\xe4\x93\x02(\x12 /fitness/exercises/{exercise_id}b\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fitco.legacy.v1.legacy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTUSERSRESPONSE'].fields_by_name['body']._loaded_options = None
+  _globals['_LISTUSERSRESPONSE'].fields_by_name['body']._serialized_options = b'\222A\031\032\023.fitco.user.v1.User\232\002\001\001'
+  _globals['_GETPROFILERESPONSE'].fields_by_name['body']._loaded_options = None
+  _globals['_GETPROFILERESPONSE'].fields_by_name['body']._serialized_options = b'\222A\030\032\026.fitco.user.v1.Profile'
   _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['weight']._loaded_options = None
-  _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['weight']._serialized_options = b'\342A\001\002'
+  _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['weight']._serialized_options = b'\222A\022Y\000\000\000\000\000\000y@i\000\000\000\000\000\0004@\342A\001\002'
   _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['height']._loaded_options = None
-  _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['height']._serialized_options = b'\342A\001\002'
+  _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['height']._serialized_options = b'\222A\022Y\000\000\000\000\000@o@i\000\000\000\000\000\000Y@\342A\001\002'
   _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['fitness_goal']._loaded_options = None
-  _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['fitness_goal']._serialized_options = b'\342A\001\002'
+  _globals['_COMPLETEONBOARDINGREQUEST'].fields_by_name['fitness_goal']._serialized_options = b'\222A\237\001\362\002\013weight_loss\362\002\013muscle_gain\362\002\tendurance\362\002\010strength\362\002\017general_fitness\362\002\013lose_weight\362\002\nweightloss\362\002\014build_muscle\362\002\013gain_muscle\362\002\013hypertrophy\362\002\007stamina\362\002\007fitness\342A\001\002'
+  _globals['_COMPLETEONBOARDINGRESPONSE'].fields_by_name['body']._loaded_options = None
+  _globals['_COMPLETEONBOARDINGRESPONSE'].fields_by_name['body']._serialized_options = b'\222A\030\032\026.fitco.user.v1.Profile'
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['muscle_group_id']._loaded_options = None
+  _globals['_LISTEXERCISESREQUEST'].fields_by_name['muscle_group_id']._serialized_options = b'\222A\ti\000\000\000\000\000\000\360?'
+  _globals['_LISTEXERCISESRESPONSE'].fields_by_name['body']._loaded_options = None
+  _globals['_LISTEXERCISESRESPONSE'].fields_by_name['body']._serialized_options = b'\222A \032\032.fitco.catalog.v1.Exercise\232\002\001\001'
+  _globals['_GETEXERCISEREQUEST'].fields_by_name['exercise_id']._loaded_options = None
+  _globals['_GETEXERCISEREQUEST'].fields_by_name['exercise_id']._serialized_options = b'\222A\ti\000\000\000\000\000\000\360?'
+  _globals['_GETEXERCISERESPONSE'].fields_by_name['body']._loaded_options = None
+  _globals['_GETEXERCISERESPONSE'].fields_by_name['body']._serialized_options = b'\222A\034\032\032.fitco.catalog.v1.Exercise'
   _globals['_LEGACYSERVICE'].methods_by_name['ListUsers']._loaded_options = None
-  _globals['_LEGACYSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\202\323\344\223\002\016\022\006/usersb\004body'
+  _globals['_LEGACYSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\360\355\030\003\202\323\344\223\002\016\022\006/usersb\004body'
   _globals['_LEGACYSERVICE'].methods_by_name['GetProfile']._loaded_options = None
-  _globals['_LEGACYSERVICE'].methods_by_name['GetProfile']._serialized_options = b'\202\323\344\223\002\020\022\010/profileb\004body'
+  _globals['_LEGACYSERVICE'].methods_by_name['GetProfile']._serialized_options = b'\360\355\030\002\202\323\344\223\002\020\022\010/profileb\004body'
   _globals['_LEGACYSERVICE'].methods_by_name['CompleteOnboarding']._loaded_options = None
-  _globals['_LEGACYSERVICE'].methods_by_name['CompleteOnboarding']._serialized_options = b'\202\323\344\223\002\036\"\023/profile/onboarding:\001*b\004body'
+  _globals['_LEGACYSERVICE'].methods_by_name['CompleteOnboarding']._serialized_options = b'\360\355\030\002\202\323\344\223\002\036\"\023/profile/onboarding:\001*b\004body'
   _globals['_LEGACYSERVICE'].methods_by_name['ListExercises']._loaded_options = None
-  _globals['_LEGACYSERVICE'].methods_by_name['ListExercises']._serialized_options = b'\202\323\344\223\002\032\022\022/fitness/exercisesb\004body'
+  _globals['_LEGACYSERVICE'].methods_by_name['ListExercises']._serialized_options = b'\360\355\030\001\202\323\344\223\002\032\022\022/fitness/exercisesb\004body'
   _globals['_LEGACYSERVICE'].methods_by_name['GetExercise']._loaded_options = None
-  _globals['_LEGACYSERVICE'].methods_by_name['GetExercise']._serialized_options = b'\202\323\344\223\002(\022 /fitness/exercises/{exercise_id}b\004body'
-  _globals['_LISTUSERSREQUEST']._serialized_start=139
-  _globals['_LISTUSERSREQUEST']._serialized_end=157
-  _globals['_LISTUSERSRESPONSE']._serialized_start=159
-  _globals['_LISTUSERSRESPONSE']._serialized_end=214
-  _globals['_GETPROFILEREQUEST']._serialized_start=216
-  _globals['_GETPROFILEREQUEST']._serialized_end=235
-  _globals['_GETPROFILERESPONSE']._serialized_start=237
-  _globals['_GETPROFILERESPONSE']._serialized_end=293
-  _globals['_COMPLETEONBOARDINGREQUEST']._serialized_start=295
-  _globals['_COMPLETEONBOARDINGREQUEST']._serialized_end=394
-  _globals['_COMPLETEONBOARDINGRESPONSE']._serialized_start=396
-  _globals['_COMPLETEONBOARDINGRESPONSE']._serialized_end=460
-  _globals['_LISTEXERCISESREQUEST']._serialized_start=462
-  _globals['_LISTEXERCISESREQUEST']._serialized_end=509
-  _globals['_LISTEXERCISESRESPONSE']._serialized_start=511
-  _globals['_LISTEXERCISESRESPONSE']._serialized_end=570
-  _globals['_GETEXERCISEREQUEST']._serialized_start=572
-  _globals['_GETEXERCISEREQUEST']._serialized_end=613
-  _globals['_GETEXERCISERESPONSE']._serialized_start=615
-  _globals['_GETEXERCISERESPONSE']._serialized_end=672
-  _globals['_LEGACYSERVICE']._serialized_start=675
-  _globals['_LEGACYSERVICE']._serialized_end=1327
+  _globals['_LEGACYSERVICE'].methods_by_name['GetExercise']._serialized_options = b'\360\355\030\001\202\323\344\223\002(\022 /fitness/exercises/{exercise_id}b\004body'
+  _globals['_LISTUSERSREQUEST']._serialized_start=217
+  _globals['_LISTUSERSREQUEST']._serialized_end=235
+  _globals['_LISTUSERSRESPONSE']._serialized_start=237
+  _globals['_LISTUSERSRESPONSE']._serialized_end=322
+  _globals['_GETPROFILEREQUEST']._serialized_start=324
+  _globals['_GETPROFILEREQUEST']._serialized_end=343
+  _globals['_GETPROFILERESPONSE']._serialized_start=345
+  _globals['_GETPROFILERESPONSE']._serialized_end=430
+  _globals['_COMPLETEONBOARDINGREQUEST']._serialized_start=433
+  _globals['_COMPLETEONBOARDINGREQUEST']._serialized_end=739
+  _globals['_COMPLETEONBOARDINGRESPONSE']._serialized_start=741
+  _globals['_COMPLETEONBOARDINGRESPONSE']._serialized_end=834
+  _globals['_LISTEXERCISESREQUEST']._serialized_start=836
+  _globals['_LISTEXERCISESREQUEST']._serialized_end=897
+  _globals['_LISTEXERCISESRESPONSE']._serialized_start=899
+  _globals['_LISTEXERCISESRESPONSE']._serialized_end=995
+  _globals['_GETEXERCISEREQUEST']._serialized_start=997
+  _globals['_GETEXERCISEREQUEST']._serialized_end=1052
+  _globals['_GETEXERCISERESPONSE']._serialized_start=1054
+  _globals['_GETEXERCISERESPONSE']._serialized_end=1144
+  _globals['_LEGACYSERVICE']._serialized_start=1147
+  _globals['_LEGACYSERVICE']._serialized_end=1819
 # @@protoc_insertion_point(module_scope)

@@ -103,6 +103,7 @@ class CompleteOnboardingRequest(_message.Message):
     height: _builtins.float
     """cm"""
     fitness_goal: _builtins.str
+    """A goal, or a legacy spelling of one ("lose_weight", ...), stored as the goal."""
     def __init__(
         self,
         *,

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from fitco.access.v1 import access_pb2 as fitco_dot_access_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66itco/system/v1/system.proto\x12\x0f\x66itco.system.v1\x1a\x1cgoogle/api/annotations.proto\"\x12\n\x10GetHealthRequest\"4\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t2\x82\x01\n\rSystemService\x12q\n\tGetHealth\x12!.fitco.system.v1.GetHealthRequest\x1a\".fitco.system.v1.GetHealthResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\n/v1/healthZ\t\x12\x07/healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66itco/system/v1/system.proto\x12\x0f\x66itco.system.v1\x1a\x1c\x66itco/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\"\x12\n\x10GetHealthRequest\"4\n\x11GetHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t2\x86\x01\n\rSystemService\x12u\n\tGetHealth\x12!.fitco.system.v1.GetHealthRequest\x1a\".fitco.system.v1.GetHealthResponse\"!\xf0\xed\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\n/v1/healthZ\t\x12\x07/healthb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,11 +34,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fitco.system.v1.system_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._loaded_options = None
-  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\202\323\344\223\002\027\022\n/v1/healthZ\t\022\007/health'
-  _globals['_GETHEALTHREQUEST']._serialized_start=79
-  _globals['_GETHEALTHREQUEST']._serialized_end=97
-  _globals['_GETHEALTHRESPONSE']._serialized_start=99
-  _globals['_GETHEALTHRESPONSE']._serialized_end=151
-  _globals['_SYSTEMSERVICE']._serialized_start=154
-  _globals['_SYSTEMSERVICE']._serialized_end=284
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\360\355\030\001\202\323\344\223\002\027\022\n/v1/healthZ\t\022\007/health'
+  _globals['_GETHEALTHREQUEST']._serialized_start=109
+  _globals['_GETHEALTHREQUEST']._serialized_end=127
+  _globals['_GETHEALTHRESPONSE']._serialized_start=129
+  _globals['_GETHEALTHRESPONSE']._serialized_end=181
+  _globals['_SYSTEMSERVICE']._serialized_start=184
+  _globals['_SYSTEMSERVICE']._serialized_end=318
 # @@protoc_insertion_point(module_scope)

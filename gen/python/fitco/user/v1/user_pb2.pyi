@@ -117,7 +117,7 @@ class RegisterUserRequest(_message.Message):
     email: _builtins.str
     name: _builtins.str
     password: _builtins.str
-    """At least 10 characters."""
+    """12 to 128 characters (accounts made before this rule keep their shorter passwords)."""
     def __init__(
         self,
         *,
@@ -473,6 +473,7 @@ class CompleteOnboardingRequest(_message.Message):
     weight: _builtins.float
     height: _builtins.float
     fitness_goal: _builtins.str
+    """A goal, or a legacy spelling of one ("lose_weight", ...), stored as the goal."""
     birth_year: _builtins.int
     sex: _builtins.str
     experience: _builtins.str
@@ -517,7 +518,8 @@ Global___CompleteOnboardingResponse: _TypeAlias = CompleteOnboardingResponse  # 
 @_typing.final
 class UpdateProfileRequest(_message.Message):
     """UpdateProfileRequest: a field that is absent (JSON: left out) is not changed. Wrapper types
-    carry presence and read as plain values in JSON ({"weight": 78}).
+    carry presence and read as plain values in JSON ({"weight": 78}). An empty `sex` or
+    `experience`, or a `birth_year` of 0, clears it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -536,7 +538,9 @@ class UpdateProfileRequest(_message.Message):
     @_builtins.property
     def height(self) -> _wrappers_pb2.DoubleValue: ...
     @_builtins.property
-    def fitness_goal(self) -> _wrappers_pb2.StringValue: ...
+    def fitness_goal(self) -> _wrappers_pb2.StringValue:
+        """A goal, or a legacy spelling of one ("lose_weight", ...), stored as the goal."""
+
     @_builtins.property
     def birth_year(self) -> _wrappers_pb2.Int32Value: ...
     @_builtins.property
@@ -852,3 +856,122 @@ class UpdatePreferencesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdatePreferencesResponse: _TypeAlias = UpdatePreferencesResponse  # noqa: Y015
+
+@_typing.final
+class ChangePasswordRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENT_PASSWORD_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    current_password: _builtins.str
+    new_password: _builtins.str
+    """12 to 128 characters, different from the current one."""
+    def __init__(
+        self,
+        *,
+        current_password: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_password", b"current_password", "new_password", b"new_password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordRequest: _TypeAlias = ChangePasswordRequest  # noqa: Y015
+
+@_typing.final
+class ChangePasswordResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """A fresh token; every token issued before the change is revoked."""
+    token_type: _builtins.str
+    """Always "bearer"."""
+    expires_in: _builtins.int
+    def __init__(
+        self,
+        *,
+        access_token: _builtins.str = ...,
+        token_type: _builtins.str = ...,
+        expires_in: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "token_type", b"token_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y015
+
+@_typing.final
+class LogoutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogoutRequest: _TypeAlias = LogoutRequest  # noqa: Y015
+
+@_typing.final
+class LogoutResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogoutResponse: _TypeAlias = LogoutResponse  # noqa: Y015
+
+@_typing.final
+class CheckTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckTokenRequest: _TypeAlias = CheckTokenRequest  # noqa: Y015
+
+@_typing.final
+class CheckTokenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TOKEN_VERSION_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """The user the token belongs to."""
+    token_version: _builtins.int
+    """The user's current token version (the `tv` claim of tokens issued now)."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        token_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token_version", b"token_version", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckTokenResponse: _TypeAlias = CheckTokenResponse  # noqa: Y015

@@ -104,6 +104,21 @@ class UserServiceStub:
                 request_serializer=fitco_dot_user_dot_v1_dot_user__pb2.UpdatePreferencesRequest.SerializeToString,
                 response_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.UpdatePreferencesResponse.FromString,
                 _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/fitco.user.v1.UserService/ChangePassword',
+                request_serializer=fitco_dot_user_dot_v1_dot_user__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/fitco.user.v1.UserService/Logout',
+                request_serializer=fitco_dot_user_dot_v1_dot_user__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.CheckToken = channel.unary_unary(
+                '/fitco.user.v1.UserService/CheckToken',
+                request_serializer=fitco_dot_user_dot_v1_dot_user__pb2.CheckTokenRequest.SerializeToString,
+                response_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.CheckTokenResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -210,6 +225,36 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangePassword(self, request, context):
+        """ChangePassword sets a new password for the caller after checking the current one, ends
+        every earlier session of the caller (every token issued before is refused within seconds,
+        on every service) and returns a fresh token. New passwords have 12 to 128 characters;
+        existing shorter ones keep working for login. A wrong current password is INVALID_ARGUMENT
+        and counts towards the per-account login back-off (RESOURCE_EXHAUSTED while locked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Logout revokes the token used to call it. Tokens carry a per-user version, so this ends
+        every session of the caller: all tokens issued before are refused within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckToken(self, request, context):
+        """CheckToken answers OK when the forwarded user token is current: signed, unexpired and not
+        revoked by a logout or a password change (read from the database, not from a cache), and
+        UNAUTHENTICATED with reason TOKEN_REVOKED otherwise. Services that answer from their own
+        caches (the coach) call it at most every few seconds per user, so a revoked token stops
+        working there too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -277,6 +322,21 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.UpdatePreferences,
                     request_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.UpdatePreferencesRequest.FromString,
                     response_serializer=fitco_dot_user_dot_v1_dot_user__pb2.UpdatePreferencesResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=fitco_dot_user_dot_v1_dot_user__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.LogoutRequest.FromString,
+                    response_serializer=fitco_dot_user_dot_v1_dot_user__pb2.LogoutResponse.SerializeToString,
+            ),
+            'CheckToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckToken,
+                    request_deserializer=fitco_dot_user_dot_v1_dot_user__pb2.CheckTokenRequest.FromString,
+                    response_serializer=fitco_dot_user_dot_v1_dot_user__pb2.CheckTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -635,6 +695,87 @@ class UserService:
             '/fitco.user.v1.UserService/UpdatePreferences',
             fitco_dot_user_dot_v1_dot_user__pb2.UpdatePreferencesRequest.SerializeToString,
             fitco_dot_user_dot_v1_dot_user__pb2.UpdatePreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitco.user.v1.UserService/ChangePassword',
+            fitco_dot_user_dot_v1_dot_user__pb2.ChangePasswordRequest.SerializeToString,
+            fitco_dot_user_dot_v1_dot_user__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitco.user.v1.UserService/Logout',
+            fitco_dot_user_dot_v1_dot_user__pb2.LogoutRequest.SerializeToString,
+            fitco_dot_user_dot_v1_dot_user__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitco.user.v1.UserService/CheckToken',
+            fitco_dot_user_dot_v1_dot_user__pb2.CheckTokenRequest.SerializeToString,
+            fitco_dot_user_dot_v1_dot_user__pb2.CheckTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

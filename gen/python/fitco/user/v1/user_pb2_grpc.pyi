@@ -72,6 +72,24 @@ class UserServiceStub:
     """GetPreferences returns the caller's training preferences (defaults when never set)."""
     UpdatePreferences: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdatePreferencesRequest, _user_pb2.UpdatePreferencesResponse]
     """UpdatePreferences replaces the caller's training preferences."""
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_user_pb2.ChangePasswordRequest, _user_pb2.ChangePasswordResponse]
+    """ChangePassword sets a new password for the caller after checking the current one, ends
+    every earlier session of the caller (every token issued before is refused within seconds,
+    on every service) and returns a fresh token. New passwords have 12 to 128 characters;
+    existing shorter ones keep working for login. A wrong current password is INVALID_ARGUMENT
+    and counts towards the per-account login back-off (RESOURCE_EXHAUSTED while locked).
+    """
+    Logout: _grpc.UnaryUnaryMultiCallable[_user_pb2.LogoutRequest, _user_pb2.LogoutResponse]
+    """Logout revokes the token used to call it. Tokens carry a per-user version, so this ends
+    every session of the caller: all tokens issued before are refused within seconds.
+    """
+    CheckToken: _grpc.UnaryUnaryMultiCallable[_user_pb2.CheckTokenRequest, _user_pb2.CheckTokenResponse]
+    """CheckToken answers OK when the forwarded user token is current: signed, unexpired and not
+    revoked by a logout or a password change (read from the database, not from a cache), and
+    UNAUTHENTICATED with reason TOKEN_REVOKED otherwise. Services that answer from their own
+    caches (the coach) call it at most every few seconds per user, so a revoked token stops
+    working there too.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -117,6 +135,24 @@ class UserServiceAsyncStub(UserServiceStub):
     """GetPreferences returns the caller's training preferences (defaults when never set)."""
     UpdatePreferences: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdatePreferencesRequest, _user_pb2.UpdatePreferencesResponse]  # type: ignore[assignment]
     """UpdatePreferences replaces the caller's training preferences."""
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_user_pb2.ChangePasswordRequest, _user_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """ChangePassword sets a new password for the caller after checking the current one, ends
+    every earlier session of the caller (every token issued before is refused within seconds,
+    on every service) and returns a fresh token. New passwords have 12 to 128 characters;
+    existing shorter ones keep working for login. A wrong current password is INVALID_ARGUMENT
+    and counts towards the per-account login back-off (RESOURCE_EXHAUSTED while locked).
+    """
+    Logout: _aio.UnaryUnaryMultiCallable[_user_pb2.LogoutRequest, _user_pb2.LogoutResponse]  # type: ignore[assignment]
+    """Logout revokes the token used to call it. Tokens carry a per-user version, so this ends
+    every session of the caller: all tokens issued before are refused within seconds.
+    """
+    CheckToken: _aio.UnaryUnaryMultiCallable[_user_pb2.CheckTokenRequest, _user_pb2.CheckTokenResponse]  # type: ignore[assignment]
+    """CheckToken answers OK when the forwarded user token is current: signed, unexpired and not
+    revoked by a logout or a password change (read from the database, not from a cache), and
+    UNAUTHENTICATED with reason TOKEN_REVOKED otherwise. Services that answer from their own
+    caches (the coach) call it at most every few seconds per user, so a revoked token stops
+    working there too.
+    """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     """UserService owns accounts, authentication, profiles, body metrics and preferences.
@@ -237,5 +273,41 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.UpdatePreferencesResponse, _abc.Awaitable[_user_pb2.UpdatePreferencesResponse]]:
         """UpdatePreferences replaces the caller's training preferences."""
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _user_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.ChangePasswordResponse, _abc.Awaitable[_user_pb2.ChangePasswordResponse]]:
+        """ChangePassword sets a new password for the caller after checking the current one, ends
+        every earlier session of the caller (every token issued before is refused within seconds,
+        on every service) and returns a fresh token. New passwords have 12 to 128 characters;
+        existing shorter ones keep working for login. A wrong current password is INVALID_ARGUMENT
+        and counts towards the per-account login back-off (RESOURCE_EXHAUSTED while locked).
+        """
+
+    @_abc_1.abstractmethod
+    def Logout(
+        self,
+        request: _user_pb2.LogoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.LogoutResponse, _abc.Awaitable[_user_pb2.LogoutResponse]]:
+        """Logout revokes the token used to call it. Tokens carry a per-user version, so this ends
+        every session of the caller: all tokens issued before are refused within seconds.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckToken(
+        self,
+        request: _user_pb2.CheckTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.CheckTokenResponse, _abc.Awaitable[_user_pb2.CheckTokenResponse]]:
+        """CheckToken answers OK when the forwarded user token is current: signed, unexpired and not
+        revoked by a logout or a password change (read from the database, not from a cache), and
+        UNAUTHENTICATED with reason TOKEN_REVOKED otherwise. Services that answer from their own
+        caches (the coach) call it at most every few seconds per user, so a revoked token stops
+        working there too.
+        """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
