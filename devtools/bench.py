@@ -25,14 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 import fitedge
 from devtools import bench_report, postgres, tools
 from devtools.mesh import Mesh, MeshConfig
 from devtools.paths import DESCRIPTOR_SET, ROOT
-from devtools.ports import free_port, free_port_run
 
 RESULTS = ROOT / "bench" / "results"
 K6_DIR = ROOT / "bench" / "k6"
@@ -86,34 +82,19 @@ def _database(db: str) -> Any:
     if db == "sqlite":
         yield None
         return
-    admin = postgres.ensure(install_if_missing=True)
-    name = f"fitco_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    with postgres.throwaway_database("fitco_bench") as url:
+        yield url
 
 
 @contextmanager
 def running_mesh(env: BenchEnv) -> Any:
     with tempfile.TemporaryDirectory(prefix="fitco-bench-") as tmp, _database(env.db) as url:
         data = Path(tmp)
-        config = MeshConfig(
-            data_dir=data,
-            monolith_port=free_port(),
-            coach_port=free_port_run(env.coach_instances),
-            coach_instances=env.coach_instances,
-            envoy_port=free_port(),
-            envoy_admin_port=free_port(),
+        config = MeshConfig.on_free_ports(
+            data,
+            env.coach_instances,
             envoy_concurrency=env.envoy_concurrency,
-            metrics_port=0,
             database_url=url or f"sqlite:///{data / 'fitco.db'}",
-            log_dir=data / "logs",
             # The scenarios drive few users from one load generator on one address: edge rate
             # limits off unless a scenario (the login flood) turns them on.
             extra_env={"FITCO_LOG_LEVEL": "WARNING", "FITCO_RATE_LIMITS": "none", **env.extra_env},

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from devtools.mesh import Mesh, MeshConfig
 from devtools.paths import ROOT
-from devtools.ports import free_port
 
 BRUNO = ROOT / "bruno"
 
@@ -37,16 +36,7 @@ def run(base_url: str | None = None, bootstrap_key: str | None = None) -> int:
         return _run_collection(bru, base_url, bootstrap_key or "")
     with tempfile.TemporaryDirectory(prefix="fitco-bruno-") as tmp:
         data = Path(tmp)
-        config = MeshConfig(
-            data_dir=data,
-            monolith_port=free_port(),
-            coach_port=free_port(),
-            coach_instances=1,
-            envoy_port=free_port(),
-            envoy_admin_port=free_port(),
-            metrics_port=0,
-            log_dir=data / "logs",
-        )
+        config = MeshConfig.on_free_ports(data)
         mesh = Mesh(config)
         try:
             mesh.start()

@@ -44,13 +44,10 @@ from typing import Any
 
 import yaml
 from google.protobuf import descriptor_pb2
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from devtools import postgres
 from devtools.mesh import Mesh, MeshConfig
 from devtools.paths import DESCRIPTOR_SET, GEN_OPENAPI, ROOT, VENV_BIN
-from devtools.ports import free_port
 from fitcore.access import Access, AccessTable
 
 SPEC = GEN_OPENAPI / "fitco.swagger.yaml"
@@ -419,18 +416,7 @@ def fresh_mesh(db: str) -> Iterator[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="fitco-fuzz-") as tmp:
         data = Path(tmp)
         with _database(db, data) as url:
-            config = MeshConfig(
-                data_dir=data,
-                monolith_port=free_port(),
-                coach_port=free_port(),
-                coach_instances=1,
-                envoy_port=free_port(),
-                envoy_admin_port=free_port(),
-                metrics_port=0,
-                database_url=url,
-                log_dir=data / "logs",
-                extra_env=dict(FUZZ_ENV),
-            )
+            config = MeshConfig.on_free_ports(data, database_url=url, extra_env=dict(FUZZ_ENV))
             mesh = Mesh(config)
             try:
                 mesh.start()
@@ -445,17 +431,8 @@ def _database(db: str, data: Path) -> Iterator[str]:
     if db == "sqlite":
         yield f"sqlite:///{data / 'fitco.db'}"
         return
-    admin = os.environ.get("FITCO_TEST_POSTGRES_URL") or postgres.ensure(install_if_missing=True)
-    name = f"fitco_fuzz_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    with postgres.throwaway_database("fitco_fuzz") as url:
+        yield url
 
 
 def fuzz(db: str, cases: int, seed_value: int = 1, keep: Path | None = None) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped
 import fitedge
 from devtools import certs
 from devtools.paths import DESCRIPTOR_SET, ROOT, VAR, VENV_BIN
+from devtools.ports import free_port, free_port_run
 from fitcore.access import service_names
 from fitcore.config import Env
 from fitcore.keys import ensure_dev_keys
@@ -134,6 +135,24 @@ class MeshConfig:
             metrics_port=int(e.get("FITCO_METRICS_PORT", "9464")),
             database_url=e.get("DATABASE_URL"),
         )
+
+    @classmethod
+    def on_free_ports(
+        cls, data_dir: Path, coach_instances: int = 1, **overrides: Any
+    ) -> MeshConfig:
+        """A throw-away mesh on free loopback ports (Bruno, benchmarks, fuzzing): metrics off,
+        every program's log in data_dir/logs; `overrides` are any other fields."""
+        fields: dict[str, Any] = {
+            "data_dir": data_dir,
+            "monolith_port": free_port(),
+            "coach_port": free_port_run(coach_instances),  # coach i on coach_port + i
+            "coach_instances": coach_instances,
+            "envoy_port": free_port(),
+            "envoy_admin_port": free_port(),
+            "metrics_port": 0,
+            "log_dir": data_dir / "logs",
+        }
+        return cls(**(fields | overrides))
 
     @property
     def monolith_target(self) -> str:

@@ -11,7 +11,13 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 SOCKET_DIR = "/var/run/postgresql"
 
@@ -80,3 +86,20 @@ def ensure(install_if_missing: bool) -> str:
         install()
     start()
     return ensure_role()
+
+
+@contextmanager
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (on FITCO_TEST_POSTGRES_URL's server, else the local
+    one, installed and started if needed) for one run; dropped afterwards. Yields its URL."""
+    admin = os.environ.get("FITCO_TEST_POSTGRES_URL") or ensure(install_if_missing=True)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
