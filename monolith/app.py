@@ -48,6 +48,8 @@ from monolith.domain.passwords import (
     Passwords,
     default_concurrency,
 )
+from monolith.domain.preferences import Preferences
+from monolith.domain.profiles import Profiles
 from monolith.domain.sessions import Sessions
 from monolith.domain.tokens import TokenIssuer
 from monolith.migrations import current_revision, head_revision
@@ -137,18 +139,20 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         cache_seconds=env.get_float("FITCO_TOKEN_VERSION_CACHE_SECONDS", DEFAULT_TTL_SECONDS),
     )
     history = History(db, catalog, clock)
-    legacy = LegacyWod(history, catalog, accounts)
+    profiles = Profiles(db, clock)
+    preferences = Preferences(db, clock)
+    legacy = LegacyWod(history, catalog, profiles)
 
     def ready() -> bool:
         return db.ping() and current_revision(db.engine) == head
 
     settings = ServerSettings.from_env(env, "FITCO_MONOLITH", DEFAULT_ADDRESS).with_address(address)
-    user = UserServicer(accounts, catalog, sessions)
+    user = UserServicer(accounts, profiles, preferences, catalog, sessions)
     cat = CatalogServicer(catalog)
     hist = HistoryServicer(history)
-    coach = LegacyCoachServicer(legacy, catalog, accounts)
+    coach = LegacyCoachServicer(legacy, catalog, profiles)
     system = SystemServicer(CachedCheck(ready, ttl=1.0), __version__)
-    legacy_api = LegacyServicer(accounts, catalog)
+    legacy_api = LegacyServicer(accounts, profiles, catalog)
     service = Service(
         settings=settings,
         service_names=POLICY.table.services,

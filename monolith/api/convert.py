@@ -8,8 +8,10 @@ from fitco.history.v1 import history_pb2
 from fitco.user.v1 import user_pb2
 from google.protobuf import timestamp_pb2
 
-from monolith.domain.accounts import MetricView, PreferencesView, ProfileView, UserView
+from monolith.domain.accounts import UserView
 from monolith.domain.history import EntryView, ServedWodView, WodItemView
+from monolith.domain.preferences import PreferencesView
+from monolith.domain.profiles import MetricView, ProfileView
 
 
 def ts(moment: datetime) -> timestamp_pb2.Timestamp:

@@ -21,6 +21,7 @@ from fitcore.errors import Validator
 from monolith.api import convert
 from monolith.domain.accounts import Accounts
 from monolith.domain.catalog import Catalog
+from monolith.domain.profiles import Profiles
 
 JSON = "application/json"
 
@@ -36,8 +37,9 @@ def body(value: Any) -> httpbody_pb2.HttpBody:
 
 
 class LegacyServicer(legacy_pb2_grpc.LegacyServiceServicer):
-    def __init__(self, accounts: Accounts, catalog: Catalog) -> None:
+    def __init__(self, accounts: Accounts, profiles: Profiles, catalog: Catalog) -> None:
         self._accounts = accounts
+        self._profiles = profiles
         self._catalog = catalog
         self._lock = threading.Lock()
         self._rendered: dict[tuple[str, int], bytes] = {}
@@ -56,13 +58,13 @@ class LegacyServicer(legacy_pb2_grpc.LegacyServiceServicer):
     def GetProfile(
         self, request: legacy_pb2.GetProfileRequest, context: grpc.ServicerContext
     ) -> legacy_pb2.GetProfileResponse:
-        view = self._accounts.get_profile(current_principal().user_id)
+        view = self._profiles.get_profile(current_principal().user_id)
         return legacy_pb2.GetProfileResponse(body=body(as_dict(convert.profile(view))))
 
     def CompleteOnboarding(
         self, request: legacy_pb2.CompleteOnboardingRequest, context: grpc.ServicerContext
     ) -> legacy_pb2.CompleteOnboardingResponse:
-        view = self._accounts.complete_onboarding(
+        view = self._profiles.complete_onboarding(
             current_principal().user_id,
             weight=request.weight,
             height=request.height,

@@ -12,8 +12,10 @@ from fitcore.auth import current_principal
 from fitcore.errors import FieldViolation, InvalidArgument
 from fitcore.validation import check_request
 from monolith.api import convert
-from monolith.domain.accounts import Accounts, MetricInput, PreferencesView, ProfileChanges
+from monolith.domain.accounts import Accounts
 from monolith.domain.catalog import Catalog
+from monolith.domain.preferences import Preferences, PreferencesView
+from monolith.domain.profiles import MetricInput, ProfileChanges, Profiles
 from monolith.domain.sessions import Sessions
 
 TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
@@ -58,8 +60,17 @@ def _parse_body(content_type: str, data: bytes) -> tuple[str, str]:
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, accounts: Accounts, catalog: Catalog, sessions: Sessions) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        profiles: Profiles,
+        preferences: Preferences,
+        catalog: Catalog,
+        sessions: Sessions,
+    ) -> None:
         self._accounts = accounts
+        self._profiles = profiles
+        self._preferences = preferences
         self._catalog = catalog
         self._sessions = sessions
 
@@ -133,13 +144,13 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def GetProfile(
         self, request: user_pb2.GetProfileRequest, context: grpc.ServicerContext
     ) -> user_pb2.GetProfileResponse:
-        view = self._accounts.get_profile(current_principal().user_id)
+        view = self._profiles.get_profile(current_principal().user_id)
         return user_pb2.GetProfileResponse(profile=convert.profile(view))
 
     def CompleteOnboarding(
         self, request: user_pb2.CompleteOnboardingRequest, context: grpc.ServicerContext
     ) -> user_pb2.CompleteOnboardingResponse:
-        view = self._accounts.complete_onboarding(
+        view = self._profiles.complete_onboarding(
             current_principal().user_id,
             weight=request.weight,
             height=request.height,
@@ -162,13 +173,13 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             sex=request.sex.value if request.HasField("sex") else None,
             experience=request.experience.value if request.HasField("experience") else None,
         )
-        view = self._accounts.update_profile(current_principal().user_id, changes)
+        view = self._profiles.update_profile(current_principal().user_id, changes)
         return user_pb2.UpdateProfileResponse(profile=convert.profile(view))
 
     def RecordBodyMetric(
         self, request: user_pb2.RecordBodyMetricRequest, context: grpc.ServicerContext
     ) -> user_pb2.RecordBodyMetricResponse:
-        view = self._accounts.record_metric(
+        view = self._profiles.record_metric(
             current_principal().user_id,
             MetricInput(
                 weight_kg=request.weight_kg,
@@ -184,7 +195,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def ListBodyMetrics(
         self, request: user_pb2.ListBodyMetricsRequest, context: grpc.ServicerContext
     ) -> user_pb2.ListBodyMetricsResponse:
-        metrics, token = self._accounts.list_metrics(
+        metrics, token = self._profiles.list_metrics(
             current_principal().user_id,
             convert.opt_time(request.start_time, request.HasField("start_time")),
             convert.opt_time(request.end_time, request.HasField("end_time")),
@@ -198,14 +209,14 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     def GetPreferences(
         self, request: user_pb2.GetPreferencesRequest, context: grpc.ServicerContext
     ) -> user_pb2.GetPreferencesResponse:
-        view = self._accounts.get_preferences(current_principal().user_id)
+        view = self._preferences.get_preferences(current_principal().user_id)
         return user_pb2.GetPreferencesResponse(preferences=convert.preferences(view))
 
     def UpdatePreferences(
         self, request: user_pb2.UpdatePreferencesRequest, context: grpc.ServicerContext
     ) -> user_pb2.UpdatePreferencesResponse:
         p = request.preferences
-        view = self._accounts.update_preferences(
+        view = self._preferences.update_preferences(
             current_principal().user_id,
             PreferencesView(
                 list(p.equipment),

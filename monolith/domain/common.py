@@ -8,9 +8,10 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from fitcore.errors import FieldViolation, InvalidArgument
+from fitcore.errors import FieldViolation, InvalidArgument, NotFound
+from monolith.models import UserRow
 
 if TYPE_CHECKING:
     from monolith.db import Database
@@ -123,3 +124,11 @@ def newest_first_page(
         return rows, ""
     last = rows[-1]
     return rows, encode_page_token([as_utc(getattr(last, time_column.key)).isoformat(), last.id])
+
+
+def user_or_not_found(s: Session, user_id: int) -> UserRow:
+    """The user's row in this transaction, NOT_FOUND when the account does not exist."""
+    user = s.get(UserRow, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from monolith.domain.accounts import Accounts
 from monolith.domain.catalog import Catalog
 from monolith.domain.history import History, ServedWodView, WodItemView
+from monolith.domain.profiles import Profiles
 
 WOD_SIZE = 6
 DEFAULT_BODY_WEIGHT_KG = 70.0
@@ -30,12 +30,12 @@ class LegacyWod:
         self,
         history: History,
         catalog: Catalog,
-        accounts: Accounts,
+        profiles: Profiles,
         rng: random.Random | None = None,
     ) -> None:
         self._history = history
         self._catalog = catalog
-        self._accounts = accounts
+        self._profiles = profiles
         self._rng = rng or random.Random()  # noqa: S311 - not security relevant
 
     def todays_wod(self, user_id: int) -> ServedWodView:
@@ -49,7 +49,7 @@ class LegacyWod:
         if len(pool) < WOD_SIZE:
             pool = list(snapshot.exercises)
         chosen = self._rng.sample(pool, min(WOD_SIZE, len(pool)))
-        body_weight = self._accounts.get_profile(user_id).weight or DEFAULT_BODY_WEIGHT_KG
+        body_weight = self._profiles.get_profile(user_id).weight or DEFAULT_BODY_WEIGHT_KG
         items = []
         for position, exercise in enumerate(chosen):
             if exercise.measure == "minutes":

@@ -32,7 +32,7 @@ from protoc_gen_openapiv2.options import annotations_pb2
 from fitcore.auth import ROLES
 from fitcore.errors import MAX_VIOLATIONS, InvalidArgument
 from fitcore.validation import check_request, violations
-from monolith.domain import accounts, history
+from monolith.domain import accounts, history, preferences, profiles
 from monolith.domain.common import decode_page_token, token_id, token_time
 
 SERVICE_MODULES: list[ModuleType] = [
@@ -287,7 +287,7 @@ def test_declared_limits_agree_with_the_domain() -> None:
         accounts.MAX_PASSWORD,
     )
     assert schema(user_pb2.RegisterUserRequest, "email").max_length == accounts.MAX_EMAIL
-    goals = set(accounts.GOALS) | set(accounts.GOAL_ALIASES)
+    goals = set(profiles.GOALS) | set(profiles.GOAL_ALIASES)
     for message in (
         user_pb2.CompleteOnboardingRequest,
         user_pb2.UpdateProfileRequest,
@@ -301,10 +301,10 @@ def test_declared_limits_agree_with_the_domain() -> None:
             100,
             250,
         )
-    assert set(schema(user_pb2.CompleteOnboardingRequest, "sex").enum) == set(accounts.SEXES)
+    assert set(schema(user_pb2.CompleteOnboardingRequest, "sex").enum) == set(profiles.SEXES)
     experience = schema(user_pb2.CompleteOnboardingRequest, "experience")
-    assert set(experience.enum) == set(accounts.EXPERIENCE)
-    assert set(schema(user_pb2.Preferences, "equipment").enum) == set(accounts.EQUIPMENT)
+    assert set(experience.enum) == set(profiles.EXPERIENCE)
+    assert set(schema(user_pb2.Preferences, "equipment").enum) == set(preferences.EQUIPMENT)
     assert set(schema(user_pb2.CreateUserRequest, "role").enum) == set(ROLES)
     wod = history_pb2.RecordWodRequest
     assert set(schema(wod, "implementation").enum) == set(history.IMPLEMENTATIONS)
