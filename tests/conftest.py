@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -150,9 +153,10 @@ def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
 
 
-@pytest.fixture
-def monolith(migrated_url: str, key_dir: Path, clock: FixedClock) -> Iterator[RunningMonolith]:
-    app = build(make_env(key_dir, migrated_url), clock=clock, address="127.0.0.1:0")
+@contextmanager
+def running_monolith(env: Env, clock: FixedClock, key_dir: Path) -> Iterator[RunningMonolith]:
+    """An in-process monolith on 127.0.0.1:0 with a client; stopped at the end."""
+    app = build(env, clock=clock, address="127.0.0.1:0")
     app.service.start()
     client = client_for(f"127.0.0.1:{app.port}")
     try:
@@ -160,6 +164,31 @@ def monolith(migrated_url: str, key_dir: Path, clock: FixedClock) -> Iterator[Ru
     finally:
         client.channel.close()
         app.stop()
+
+
+@pytest.fixture
+def monolith(migrated_url: str, key_dir: Path, clock: FixedClock) -> Iterator[RunningMonolith]:
+    with running_monolith(make_env(key_dir, migrated_url), clock, key_dir) as running:
+        yield running
+
+
+def token_claims(user_id: int, **override: Any) -> dict[str, Any]:
+    """What the monolith puts in a user's access token, with `override` applied (None removes
+    a claim): for tests that forge tokens."""
+    now = int(time.time())
+    out: dict[str, Any] = {
+        "iss": "fitco",
+        "aud": "fitco-api",
+        "sub": str(user_id),
+        "role": "user",
+        "email": "x@example.com",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "tv": 0,
+    }
+    out.update(override)
+    return {k: v for k, v in out.items() if v is not None}
 
 
 @dataclass

@@ -30,6 +30,7 @@ from grpc_status import rpc_status
 
 from fitcore.config import Env
 from fitcore.keys import default_key_paths, load_private_key
+from tests.conftest import token_claims
 from tests.e2e.conftest import RunningMesh
 from tests.e2e.harness import JsonClient, Response, User, register
 from tests.rpc import error_reason
@@ -48,22 +49,6 @@ def _b64json(value: dict[str, Any]) -> str:
     return _b64(json.dumps(value, separators=(",", ":")).encode())
 
 
-def _claims(user_id: int, **override: Any) -> dict[str, Any]:
-    now = int(time.time())
-    out: dict[str, Any] = {
-        "iss": "fitco",
-        "aud": "fitco-api",
-        "sub": str(user_id),
-        "role": "user",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-        "tv": 0,
-    }
-    out.update(override)
-    return {k: v for k, v in out.items() if v is not None}
-
-
 def _signed(mesh: RunningMesh, body: dict[str, Any]) -> str:
     key = load_private_key(Env({"FITCO_DATA_DIR": str(mesh.mesh.config.data_dir)}))
     return jwt.encode(body, key, algorithm="EdDSA")
@@ -80,44 +65,44 @@ def _hs256_with_public_key(mesh: RunningMesh, body: dict[str, Any]) -> str:
 Maker = Callable[[RunningMesh, int], str]
 CASES: dict[str, tuple[Maker, str, str]] = {
     "alg_none": (
-        lambda m, u: f"{_b64json({'alg': 'none', 'typ': 'JWT'})}.{_b64json(_claims(u))}.",
+        lambda m, u: f"{_b64json({'alg': 'none', 'typ': 'JWT'})}.{_b64json(token_claims(u))}.",
         EDGE,
         "jwt_authn_access_denied{Jwt_is_not_in_the_form_of_Header.Payload.Signature",
     ),
     "hs256_signed_with_the_public_key": (
-        lambda m, u: _hs256_with_public_key(m, _claims(u)),
+        lambda m, u: _hs256_with_public_key(m, token_claims(u)),
         EDGE,
         "jwt_authn_access_denied{Jwks_doesn't_have_key_to_match_kid_or_alg_from_Jwt}",
     ),
     "wrong_key": (
-        lambda m, u: jwt.encode(_claims(u), Ed25519PrivateKey.generate(), algorithm="EdDSA"),
+        lambda m, u: jwt.encode(token_claims(u), Ed25519PrivateKey.generate(), algorithm="EdDSA"),
         EDGE,
         "jwt_authn_access_denied{Jwt_verification_fails}",
     ),
     "expired": (
-        lambda m, u: _signed(m, _claims(u, exp=int(time.time()) - 60)),
+        lambda m, u: _signed(m, token_claims(u, exp=int(time.time()) - 60)),
         EDGE,
         "jwt_authn_access_denied{Jwt_is_expired}",
     ),
     "not_yet_valid_nbf": (
-        lambda m, u: _signed(m, _claims(u, nbf=int(time.time()) + 600)),
+        lambda m, u: _signed(m, token_claims(u, nbf=int(time.time()) + 600)),
         EDGE,
         "jwt_authn_access_denied{Jwt_not_yet_valid}",
     ),
     "wrong_audience": (
-        lambda m, u: _signed(m, _claims(u, aud="fitco-internal")),
+        lambda m, u: _signed(m, token_claims(u, aud="fitco-internal")),
         EDGE,
         "jwt_authn_access_denied{Audiences_in_Jwt_are_not_allowed}",
     ),
     "wrong_issuer": (
-        lambda m, u: _signed(m, _claims(u, iss="evil")),
+        lambda m, u: _signed(m, token_claims(u, iss="evil")),
         EDGE,
         "jwt_authn_access_denied{Jwt_issuer_is_not_configured}",
     ),
     # Envoy does not look at `iat`: a token issued in the future passes the edge and the
     # service refuses it (defence in depth).
     "issued_in_the_future_iat": (
-        lambda m, u: _signed(m, _claims(u, iat=int(time.time()) + 600)),
+        lambda m, u: _signed(m, token_claims(u, iat=int(time.time()) + 600)),
         SERVICE,
         "TOKEN_NOT_YET_VALID",
     ),
@@ -156,7 +141,7 @@ def test_bad_tokens_are_401_and_say_which_layer_refused(
 
 def test_the_baseline_token_passes_both_layers(mesh: RunningMesh, user: User) -> None:
     """What the cases change is the only thing wrong with them."""
-    r = mesh.client().get("/v1/profile", token=_signed(mesh, _claims(user.id)))
+    r = mesh.client().get("/v1/profile", token=_signed(mesh, token_claims(user.id)))
     assert r.status == 200, r.body
 
 

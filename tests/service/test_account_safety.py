@@ -21,17 +21,16 @@ from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, text
 
 from fitcore.clock import FixedClock
-from monolith.app import build
 from monolith.domain.passwords import Passwords
 from tests.conftest import (
     Client,
     RunningMonolith,
     UserSession,
     bootstrap_key,
-    client_for,
     make_env,
     onboard,
     register,
+    running_monolith,
 )
 from tests.rpc import error_reason, expect_error, field_violations
 from tests.service.inproc import another_monolith, first_failure, running_coach
@@ -143,18 +142,9 @@ def strict_monolith(
     migrated_url: str, key_dir: Path, clock: FixedClock
 ) -> Iterator[RunningMonolith]:
     """A monolith that locks an email after 2 failures."""
-    app = build(
-        make_env(key_dir, migrated_url, FITCO_LOGIN_FAILURES_BEFORE_BACKOFF="2"),
-        clock=clock,
-        address="127.0.0.1:0",
-    )
-    app.service.start()
-    client = client_for(f"127.0.0.1:{app.port}")
-    try:
-        yield RunningMonolith(app, clock, client, key_dir)
-    finally:
-        client.channel.close()
-        app.stop()
+    env = make_env(key_dir, migrated_url, FITCO_LOGIN_FAILURES_BEFORE_BACKOFF="2")
+    with running_monolith(env, clock, key_dir) as running:
+        yield running
 
 
 def test_wrong_current_passwords_count_towards_the_login_backoff(

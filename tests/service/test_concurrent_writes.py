@@ -23,14 +23,13 @@ from google.protobuf import timestamp_pb2, wrappers_pb2
 from sqlalchemy import Engine, create_engine, event, text
 
 from fitcore.clock import FixedClock
-from monolith.app import build
 from tests.conftest import (
     RunningMonolith,
     UserSession,
-    client_for,
     make_env,
     onboard,
     register,
+    running_monolith,
 )
 
 THREADS = 20
@@ -38,18 +37,12 @@ THREADS = 20
 
 @pytest.fixture
 def mono(migrated_url: str, key_dir: Path, clock: FixedClock) -> Iterator[RunningMonolith]:
-    # A long hashing wait: these tests are about the database, not about refusing load.
-    # A pool wide enough that every thread reaches the database: these tests are about races
-    # there, not about the hash pool's refusals (tests/unit/test_password_protection.py).
+    # A pool wide enough, with a long wait, that every thread reaches the database: these
+    # tests are about races there, not about the hash pool's refusals
+    # (tests/unit/test_password_protection.py).
     env = make_env(key_dir, migrated_url, FITCO_HASH_WAIT_SECONDS="60", FITCO_HASH_MAX_WAITING="64")
-    app = build(env, clock=clock, address="127.0.0.1:0")
-    app.service.start()
-    client = client_for(f"127.0.0.1:{app.port}")
-    try:
-        yield RunningMonolith(app, clock, client, key_dir)
-    finally:
-        client.channel.close()
-        app.stop()
+    with running_monolith(env, clock, key_dir) as running:
+        yield running
 
 
 def together(count: int, call: Callable[[int], Any]) -> list[grpc.StatusCode]:

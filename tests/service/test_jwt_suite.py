@@ -29,7 +29,7 @@ from fitco.user.v1 import user_pb2
 
 from fitcore.config import Env
 from fitcore.keys import default_key_paths, load_private_key
-from tests.conftest import RunningMonolith, UserSession, onboard, register
+from tests.conftest import RunningMonolith, UserSession, onboard, register, token_claims
 from tests.rpc import error_reason, expect_error
 from tests.service.inproc import RunningCoach, first_failure, running_coach
 
@@ -40,25 +40,6 @@ def _b64(data: bytes) -> str:
 
 def _b64json(value: dict[str, Any]) -> str:
     return _b64(json.dumps(value, separators=(",", ":")).encode())
-
-
-def claims(user_id: int, **override: Any) -> dict[str, Any]:
-    """What the monolith would put in a token for this user, with `override` applied (None
-    removes a claim)."""
-    now = int(time.time())
-    out: dict[str, Any] = {
-        "iss": "fitco",
-        "aud": "fitco-api",
-        "sub": str(user_id),
-        "role": "user",
-        "email": "x@example.com",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-        "tv": 0,
-    }
-    out.update(override)
-    return {k: v for k, v in out.items() if v is not None}
 
 
 @dataclass
@@ -91,35 +72,35 @@ class Forger:
 
 # (case, how to make the token from (forger, user id), the reason the service gives)
 CASES: list[tuple[str, Callable[[Forger, int], str], str]] = [
-    ("alg_none", lambda f, u: f.alg_none(claims(u)), "TOKEN_ALGORITHM_NOT_ALLOWED"),
+    ("alg_none", lambda f, u: f.alg_none(token_claims(u)), "TOKEN_ALGORITHM_NOT_ALLOWED"),
     (
         "hs256_signed_with_the_public_key",
-        lambda f, u: f.hs256_with_public_key(claims(u)),
+        lambda f, u: f.hs256_with_public_key(token_claims(u)),
         "TOKEN_ALGORITHM_NOT_ALLOWED",
     ),
-    ("wrong_key", lambda f, u: f.wrong_key(claims(u)), "TOKEN_BAD_SIGNATURE"),
+    ("wrong_key", lambda f, u: f.wrong_key(token_claims(u)), "TOKEN_BAD_SIGNATURE"),
     (
         "expired",
-        lambda f, u: f.signed(claims(u, exp=int(time.time()) - 60)),
+        lambda f, u: f.signed(token_claims(u, exp=int(time.time()) - 60)),
         "TOKEN_EXPIRED",
     ),
     (
         "not_yet_valid_nbf",
-        lambda f, u: f.signed(claims(u, nbf=int(time.time()) + 600)),
+        lambda f, u: f.signed(token_claims(u, nbf=int(time.time()) + 600)),
         "TOKEN_NOT_YET_VALID",
     ),
     (
         "issued_in_the_future_iat",
-        lambda f, u: f.signed(claims(u, iat=int(time.time()) + 600)),
+        lambda f, u: f.signed(token_claims(u, iat=int(time.time()) + 600)),
         "TOKEN_NOT_YET_VALID",
     ),
     (
         "wrong_audience",
-        lambda f, u: f.signed(claims(u, aud="fitco-internal")),
+        lambda f, u: f.signed(token_claims(u, aud="fitco-internal")),
         "TOKEN_WRONG_AUDIENCE",
     ),
-    ("wrong_issuer", lambda f, u: f.signed(claims(u, iss="evil")), "TOKEN_WRONG_ISSUER"),
-    ("no_expiry", lambda f, u: f.signed(claims(u, exp=None)), "TOKEN_CLAIM_MISSING"),
+    ("wrong_issuer", lambda f, u: f.signed(token_claims(u, iss="evil")), "TOKEN_WRONG_ISSUER"),
+    ("no_expiry", lambda f, u: f.signed(token_claims(u, exp=None)), "TOKEN_CLAIM_MISSING"),
     ("not_a_jwt", lambda f, u: "not.a.jwt", "TOKEN_MALFORMED"),
 ]
 
@@ -164,7 +145,7 @@ def test_a_good_token_is_accepted(monolith: RunningMonolith, target: Target) -> 
     """The baseline: a forged-looking but correct token (right key, right claims) passes, so
     each refusal below is about the one thing that case changes."""
     user = _user(monolith)
-    target.call(_bearer(Forger(monolith.key_dir).signed(claims(user.id))))
+    target.call(_bearer(Forger(monolith.key_dir).signed(token_claims(user.id))))
     target.call(user.md)
 
 
