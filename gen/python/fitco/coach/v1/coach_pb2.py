@@ -28,7 +28,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66itco/coach/v1/coach.proto\x12\x0e\x66itco.coach.v1\x1a\x1c\x66itco/access/v1/access.proto\x1a\x1e\x66itco/catalog/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n\rGetWodRequest\"\xbf\x02\n\x0bWodExercise\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\ndifficulty\x18\x04 \x01(\x05\x12:\n\rmuscle_groups\x18\x05 \x03(\x0b\x32#.fitco.catalog.v1.MuscleGroupImpact\x12\x18\n\x10suggested_weight\x18\x06 \x01(\x01\x12\x16\n\x0esuggested_reps\x18\x07 \x01(\x05\x12\x0c\n\x04sets\x18\x08 \x01(\x05\x12\x14\n\x0crest_seconds\x18\t \x01(\x05\x12\"\n\x1asuggested_duration_seconds\x18\n \x01(\x05\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x11\n\tequipment\x18\x0c \x01(\t\x12\x14\n\x0cinstructions\x18\r \x01(\t\"\xe0\x01\n\x0eGetWodResponse\x12.\n\texercises\x18\x01 \x03(\x0b\x32\x1b.fitco.coach.v1.WodExercise\x12\x30\n\x0cgenerated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12\x16\n\x0eimplementation\x18\x04 \x01(\t\x12\x14\n\x0c\x66itness_goal\x18\x05 \x01(\t\x12\x19\n\x11\x65stimated_minutes\x18\x06 \x01(\x05\x12\x16\n\x0e\x65stimated_kcal\x18\x07 \x01(\x05\x32|\n\x0c\x43oachService\x12l\n\x06GetWod\x12\x1d.fitco.coach.v1.GetWodRequest\x1a\x1e.fitco.coach.v1.GetWodResponse\"#\xf0\xed\x18\x02\x82\xd3\xe4\x93\x02\x19\x12\x07/v1/wodZ\x0e\x12\x0c/fitness/wodb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66itco/coach/v1/coach.proto\x12\x0e\x66itco.coach.v1\x1a\x1c\x66itco/access/v1/access.proto\x1a\x1e\x66itco/catalog/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n\rGetWodRequest\"\x16\n\x14RegenerateWodRequest\"`\n\x15RegenerateWodResponse\x12+\n\x03wod\x18\x01 \x01(\x0b\x32\x1e.fitco.coach.v1.GetWodResponse\x12\x1a\n\x12regenerations_left\x18\x02 \x01(\x05\"\xee\x02\n\x0bWodExercise\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\ndifficulty\x18\x04 \x01(\x05\x12:\n\rmuscle_groups\x18\x05 \x03(\x0b\x32#.fitco.catalog.v1.MuscleGroupImpact\x12\x18\n\x10suggested_weight\x18\x06 \x01(\x01\x12\x16\n\x0esuggested_reps\x18\x07 \x01(\x05\x12\x0c\n\x04sets\x18\x08 \x01(\x05\x12\x14\n\x0crest_seconds\x18\t \x01(\x05\x12\"\n\x1asuggested_duration_seconds\x18\n \x01(\x05\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x11\n\tequipment\x18\x0c \x01(\t\x12\x14\n\x0cinstructions\x18\r \x01(\t\x12\x18\n\x10\x65stimated_1rm_kg\x18\x0e \x01(\x01\x12\x13\n\x0bpercent_1rm\x18\x0f \x01(\x01\"\x90\x02\n\x0eGetWodResponse\x12.\n\texercises\x18\x01 \x03(\x0b\x32\x1b.fitco.coach.v1.WodExercise\x12\x30\n\x0cgenerated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12\x16\n\x0eimplementation\x18\x04 \x01(\t\x12\x14\n\x0c\x66itness_goal\x18\x05 \x01(\t\x12\x19\n\x11\x65stimated_minutes\x18\x06 \x01(\x05\x12\x16\n\x0e\x65stimated_kcal\x18\x07 \x01(\x05\x12\x0c\n\x04kind\x18\x08 \x01(\t\x12\r\n\x05notes\x18\t \x03(\t\x12\x11\n\ttime_zone\x18\n \x01(\t2\xfd\x01\n\x0c\x43oachService\x12l\n\x06GetWod\x12\x1d.fitco.coach.v1.GetWodRequest\x1a\x1e.fitco.coach.v1.GetWodResponse\"#\xf0\xed\x18\x02\x82\xd3\xe4\x93\x02\x19\x12\x07/v1/wodZ\x0e\x12\x0c/fitness/wod\x12\x7f\n\rRegenerateWod\x12$.fitco.coach.v1.RegenerateWodRequest\x1a%.fitco.coach.v1.RegenerateWodResponse\"!\xf0\xed\x18\x02\x82\xd3\xe4\x93\x02\x17\"\x12/v1/wod:regenerate:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,12 +37,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COACHSERVICE'].methods_by_name['GetWod']._loaded_options = None
   _globals['_COACHSERVICE'].methods_by_name['GetWod']._serialized_options = b'\360\355\030\002\202\323\344\223\002\031\022\007/v1/wodZ\016\022\014/fitness/wod'
+  _globals['_COACHSERVICE'].methods_by_name['RegenerateWod']._loaded_options = None
+  _globals['_COACHSERVICE'].methods_by_name['RegenerateWod']._serialized_options = b'\360\355\030\002\202\323\344\223\002\027\"\022/v1/wod:regenerate:\001*'
   _globals['_GETWODREQUEST']._serialized_start=171
   _globals['_GETWODREQUEST']._serialized_end=186
-  _globals['_WODEXERCISE']._serialized_start=189
-  _globals['_WODEXERCISE']._serialized_end=508
-  _globals['_GETWODRESPONSE']._serialized_start=511
-  _globals['_GETWODRESPONSE']._serialized_end=735
-  _globals['_COACHSERVICE']._serialized_start=737
-  _globals['_COACHSERVICE']._serialized_end=861
+  _globals['_REGENERATEWODREQUEST']._serialized_start=188
+  _globals['_REGENERATEWODREQUEST']._serialized_end=210
+  _globals['_REGENERATEWODRESPONSE']._serialized_start=212
+  _globals['_REGENERATEWODRESPONSE']._serialized_end=308
+  _globals['_WODEXERCISE']._serialized_start=311
+  _globals['_WODEXERCISE']._serialized_end=677
+  _globals['_GETWODRESPONSE']._serialized_start=680
+  _globals['_GETWODRESPONSE']._serialized_end=952
+  _globals['_COACHSERVICE']._serialized_start=955
+  _globals['_COACHSERVICE']._serialized_end=1208
 # @@protoc_insertion_point(module_scope)

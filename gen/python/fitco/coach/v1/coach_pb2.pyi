@@ -36,6 +36,47 @@ class GetWodRequest(_message.Message):
 Global___GetWodRequest: _TypeAlias = GetWodRequest  # noqa: Y015
 
 @_typing.final
+class RegenerateWodRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateWodRequest: _TypeAlias = RegenerateWodRequest  # noqa: Y015
+
+@_typing.final
+class RegenerateWodResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WOD_FIELD_NUMBER: _builtins.int
+    REGENERATIONS_LEFT_FIELD_NUMBER: _builtins.int
+    regenerations_left: _builtins.int
+    """Regenerations still allowed today."""
+    @_builtins.property
+    def wod(self) -> Global___GetWodResponse:
+        """Today's new WOD."""
+
+    def __init__(
+        self,
+        *,
+        wod: Global___GetWodResponse | None = ...,
+        regenerations_left: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wod", b"wod"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["regenerations_left", b"regenerations_left", "wod", b"wod"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateWodResponse: _TypeAlias = RegenerateWodResponse  # noqa: Y015
+
+@_typing.final
 class WodExercise(_message.Message):
     """WodExercise is one exercise of a WOD with its prescription."""
 
@@ -54,6 +95,8 @@ class WodExercise(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     EQUIPMENT_FIELD_NUMBER: _builtins.int
     INSTRUCTIONS_FIELD_NUMBER: _builtins.int
+    ESTIMATED_1RM_KG_FIELD_NUMBER: _builtins.int
+    PERCENT_1RM_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     name: _builtins.str
     description: _builtins.str
@@ -70,6 +113,12 @@ class WodExercise(_message.Message):
     """Why this exercise was chosen."""
     equipment: _builtins.str
     instructions: _builtins.str
+    estimated_1rm_kg: _builtins.float
+    """The estimated one-rep max the load was derived from (0 when none: bodyweight, timed, or no
+    logged sets and no catalog ratio).
+    """
+    percent_1rm: _builtins.float
+    """suggested_weight as a fraction of estimated_1rm_kg (NSCA %1RM table), 0 when none."""
     @_builtins.property
     def muscle_groups(self) -> _containers.RepeatedCompositeFieldContainer[_catalog_pb2.MuscleGroupImpact]: ...
     def __init__(
@@ -88,10 +137,12 @@ class WodExercise(_message.Message):
         reason: _builtins.str = ...,
         equipment: _builtins.str = ...,
         instructions: _builtins.str = ...,
+        estimated_1rm_kg: _builtins.float = ...,
+        percent_1rm: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "difficulty", b"difficulty", "equipment", b"equipment", "id", b"id", "instructions", b"instructions", "muscle_groups", b"muscle_groups", "name", b"name", "reason", b"reason", "rest_seconds", b"rest_seconds", "sets", b"sets", "suggested_duration_seconds", b"suggested_duration_seconds", "suggested_reps", b"suggested_reps", "suggested_weight", b"suggested_weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "difficulty", b"difficulty", "equipment", b"equipment", "estimated_1rm_kg", b"estimated_1rm_kg", "id", b"id", "instructions", b"instructions", "muscle_groups", b"muscle_groups", "name", b"name", "percent_1rm", b"percent_1rm", "reason", b"reason", "rest_seconds", b"rest_seconds", "sets", b"sets", "suggested_duration_seconds", b"suggested_duration_seconds", "suggested_reps", b"suggested_reps", "suggested_weight", b"suggested_weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -108,8 +159,11 @@ class GetWodResponse(_message.Message):
     FITNESS_GOAL_FIELD_NUMBER: _builtins.int
     ESTIMATED_MINUTES_FIELD_NUMBER: _builtins.int
     ESTIMATED_KCAL_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     day: _builtins.str
-    """UTC day the WOD is for, "YYYY-MM-DD"."""
+    """The user's day the WOD is for, "YYYY-MM-DD" (in `time_zone`)."""
     implementation: _builtins.str
     """Which implementation generated it: "legacy" or "coach"."""
     fitness_goal: _builtins.str
@@ -117,12 +171,22 @@ class GetWodResponse(_message.Message):
     estimated_minutes: _builtins.int
     """Rough duration and energy (2011 Compendium METs at the user's weight); 0 when unknown."""
     estimated_kcal: _builtins.int
+    kind: _builtins.str
+    """"training", "recovery" (a planned rest day: light mobility, said so in `notes`) or
+    "deload" (a lighter session after a run of hard weeks or a drop in performance).
+    """
+    time_zone: _builtins.str
+    """The user's time zone ("UTC" when none is set)."""
     @_builtins.property
     def exercises(self) -> _containers.RepeatedCompositeFieldContainer[Global___WodExercise]:
         """In the order to perform them."""
 
     @_builtins.property
     def generated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why the WOD as a whole looks as it does."""
+
     def __init__(
         self,
         *,
@@ -133,10 +197,13 @@ class GetWodResponse(_message.Message):
         fitness_goal: _builtins.str = ...,
         estimated_minutes: _builtins.int = ...,
         estimated_kcal: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generated_at", b"generated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "estimated_kcal", b"estimated_kcal", "estimated_minutes", b"estimated_minutes", "exercises", b"exercises", "fitness_goal", b"fitness_goal", "generated_at", b"generated_at", "implementation", b"implementation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "estimated_kcal", b"estimated_kcal", "estimated_minutes", b"estimated_minutes", "exercises", b"exercises", "fitness_goal", b"fitness_goal", "generated_at", b"generated_at", "implementation", b"implementation", "kind", b"kind", "notes", b"notes", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,7 +29,7 @@ class CoachServiceStub:
     """CoachService generates the caller's workout of the day (WOD).
 
     Two implementations serve this one contract: the legacy one inside the monolith and the new
-    coach service. Envoy splits GetWod traffic between them by weight (strangler fig). Both read
+    coach service. Envoy splits every RPC of it between them by weight (strangler fig). Both read
     and record the WOD through the monolith's HistoryService, so a user never gets yesterday's
     exercises and gets one WOD per day, whichever implementation answers.
     """
@@ -45,20 +45,43 @@ class CoachServiceStub:
                 request_serializer=fitco_dot_coach_dot_v1_dot_coach__pb2.GetWodRequest.SerializeToString,
                 response_deserializer=fitco_dot_coach_dot_v1_dot_coach__pb2.GetWodResponse.FromString,
                 _registered_method=True)
+        self.RegenerateWod = channel.unary_unary(
+                '/fitco.coach.v1.CoachService/RegenerateWod',
+                request_serializer=fitco_dot_coach_dot_v1_dot_coach__pb2.RegenerateWodRequest.SerializeToString,
+                response_deserializer=fitco_dot_coach_dot_v1_dot_coach__pb2.RegenerateWodResponse.FromString,
+                _registered_method=True)
 
 
 class CoachServiceServicer:
     """CoachService generates the caller's workout of the day (WOD).
 
     Two implementations serve this one contract: the legacy one inside the monolith and the new
-    coach service. Envoy splits GetWod traffic between them by weight (strangler fig). Both read
+    coach service. Envoy splits every RPC of it between them by weight (strangler fig). Both read
     and record the WOD through the monolith's HistoryService, so a user never gets yesterday's
     exercises and gets one WOD per day, whichever implementation answers.
     """
 
     def GetWod(self, request, context):
         """GetWod returns today's WOD for the caller, generating and recording it on the first call
-        of the day.
+        of the day. Its size is the caller's plan's (fitco.billing.v1.Entitlements.wod_exercises:
+        free 6, premium 9); a WOD served smaller earlier today (before an upgrade) is topped up with
+        more exercises, appended and recorded, within seconds of the upgrade.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateWod(self, request, context):
+        """RegenerateWod replaces the caller's WOD of today with another one (premium: up to
+        `wod_regenerations_per_day` times a day, fitco.billing.v1.Entitlements), recorded like the
+        first so every implementation serves the new one from now on. The replaced WOD leaves the
+        history (it was never trained); what the user logged stays. Still never yesterday's
+        exercises, and other exercises than the replaced WOD's where the catalog allows.
+
+        Errors: PERMISSION_DENIED with reason PREMIUM_REQUIRED on the free plan;
+        RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT once today's allowance is used (with a
+        RetryInfo until the user's next day). With no WOD yet today, today's WOD is generated first
+        and then replaced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +95,11 @@ def add_CoachServiceServicer_to_server(servicer, server):
                     request_deserializer=fitco_dot_coach_dot_v1_dot_coach__pb2.GetWodRequest.FromString,
                     response_serializer=fitco_dot_coach_dot_v1_dot_coach__pb2.GetWodResponse.SerializeToString,
             ),
+            'RegenerateWod': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateWod,
+                    request_deserializer=fitco_dot_coach_dot_v1_dot_coach__pb2.RegenerateWodRequest.FromString,
+                    response_serializer=fitco_dot_coach_dot_v1_dot_coach__pb2.RegenerateWodResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'fitco.coach.v1.CoachService', rpc_method_handlers)
@@ -84,7 +112,7 @@ class CoachService:
     """CoachService generates the caller's workout of the day (WOD).
 
     Two implementations serve this one contract: the legacy one inside the monolith and the new
-    coach service. Envoy splits GetWod traffic between them by weight (strangler fig). Both read
+    coach service. Envoy splits every RPC of it between them by weight (strangler fig). Both read
     and record the WOD through the monolith's HistoryService, so a user never gets yesterday's
     exercises and gets one WOD per day, whichever implementation answers.
     """
@@ -106,6 +134,33 @@ class CoachService:
             '/fitco.coach.v1.CoachService/GetWod',
             fitco_dot_coach_dot_v1_dot_coach__pb2.GetWodRequest.SerializeToString,
             fitco_dot_coach_dot_v1_dot_coach__pb2.GetWodResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateWod(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitco.coach.v1.CoachService/RegenerateWod',
+            fitco_dot_coach_dot_v1_dot_coach__pb2.RegenerateWodRequest.SerializeToString,
+            fitco_dot_coach_dot_v1_dot_coach__pb2.RegenerateWodResponse.FromString,
             options,
             channel_credentials,
             insecure,

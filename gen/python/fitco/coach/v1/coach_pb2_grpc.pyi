@@ -30,7 +30,7 @@ class CoachServiceStub:
     """CoachService generates the caller's workout of the day (WOD).
 
     Two implementations serve this one contract: the legacy one inside the monolith and the new
-    coach service. Envoy splits GetWod traffic between them by weight (strangler fig). Both read
+    coach service. Envoy splits every RPC of it between them by weight (strangler fig). Both read
     and record the WOD through the monolith's HistoryService, so a user never gets yesterday's
     exercises and gets one WOD per day, whichever implementation answers.
     """
@@ -41,7 +41,21 @@ class CoachServiceStub:
     def __new__(cls, channel: _aio.Channel) -> CoachServiceAsyncStub: ...
     GetWod: _grpc.UnaryUnaryMultiCallable[_coach_pb2.GetWodRequest, _coach_pb2.GetWodResponse]
     """GetWod returns today's WOD for the caller, generating and recording it on the first call
-    of the day.
+    of the day. Its size is the caller's plan's (fitco.billing.v1.Entitlements.wod_exercises:
+    free 6, premium 9); a WOD served smaller earlier today (before an upgrade) is topped up with
+    more exercises, appended and recorded, within seconds of the upgrade.
+    """
+    RegenerateWod: _grpc.UnaryUnaryMultiCallable[_coach_pb2.RegenerateWodRequest, _coach_pb2.RegenerateWodResponse]
+    """RegenerateWod replaces the caller's WOD of today with another one (premium: up to
+    `wod_regenerations_per_day` times a day, fitco.billing.v1.Entitlements), recorded like the
+    first so every implementation serves the new one from now on. The replaced WOD leaves the
+    history (it was never trained); what the user logged stays. Still never yesterday's
+    exercises, and other exercises than the replaced WOD's where the catalog allows.
+
+    Errors: PERMISSION_DENIED with reason PREMIUM_REQUIRED on the free plan;
+    RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT once today's allowance is used (with a
+    RetryInfo until the user's next day). With no WOD yet today, today's WOD is generated first
+    and then replaced.
     """
 
 @_typing.type_check_only
@@ -49,7 +63,7 @@ class CoachServiceAsyncStub(CoachServiceStub):
     """CoachService generates the caller's workout of the day (WOD).
 
     Two implementations serve this one contract: the legacy one inside the monolith and the new
-    coach service. Envoy splits GetWod traffic between them by weight (strangler fig). Both read
+    coach service. Envoy splits every RPC of it between them by weight (strangler fig). Both read
     and record the WOD through the monolith's HistoryService, so a user never gets yesterday's
     exercises and gets one WOD per day, whichever implementation answers.
     """
@@ -57,14 +71,28 @@ class CoachServiceAsyncStub(CoachServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetWod: _aio.UnaryUnaryMultiCallable[_coach_pb2.GetWodRequest, _coach_pb2.GetWodResponse]  # type: ignore[assignment]
     """GetWod returns today's WOD for the caller, generating and recording it on the first call
-    of the day.
+    of the day. Its size is the caller's plan's (fitco.billing.v1.Entitlements.wod_exercises:
+    free 6, premium 9); a WOD served smaller earlier today (before an upgrade) is topped up with
+    more exercises, appended and recorded, within seconds of the upgrade.
+    """
+    RegenerateWod: _aio.UnaryUnaryMultiCallable[_coach_pb2.RegenerateWodRequest, _coach_pb2.RegenerateWodResponse]  # type: ignore[assignment]
+    """RegenerateWod replaces the caller's WOD of today with another one (premium: up to
+    `wod_regenerations_per_day` times a day, fitco.billing.v1.Entitlements), recorded like the
+    first so every implementation serves the new one from now on. The replaced WOD leaves the
+    history (it was never trained); what the user logged stays. Still never yesterday's
+    exercises, and other exercises than the replaced WOD's where the catalog allows.
+
+    Errors: PERMISSION_DENIED with reason PREMIUM_REQUIRED on the free plan;
+    RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT once today's allowance is used (with a
+    RetryInfo until the user's next day). With no WOD yet today, today's WOD is generated first
+    and then replaced.
     """
 
 class CoachServiceServicer(metaclass=_abc_1.ABCMeta):
     """CoachService generates the caller's workout of the day (WOD).
 
     Two implementations serve this one contract: the legacy one inside the monolith and the new
-    coach service. Envoy splits GetWod traffic between them by weight (strangler fig). Both read
+    coach service. Envoy splits every RPC of it between them by weight (strangler fig). Both read
     and record the WOD through the monolith's HistoryService, so a user never gets yesterday's
     exercises and gets one WOD per day, whichever implementation answers.
     """
@@ -76,7 +104,27 @@ class CoachServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coach_pb2.GetWodResponse, _abc.Awaitable[_coach_pb2.GetWodResponse]]:
         """GetWod returns today's WOD for the caller, generating and recording it on the first call
-        of the day.
+        of the day. Its size is the caller's plan's (fitco.billing.v1.Entitlements.wod_exercises:
+        free 6, premium 9); a WOD served smaller earlier today (before an upgrade) is topped up with
+        more exercises, appended and recorded, within seconds of the upgrade.
+        """
+
+    @_abc_1.abstractmethod
+    def RegenerateWod(
+        self,
+        request: _coach_pb2.RegenerateWodRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_coach_pb2.RegenerateWodResponse, _abc.Awaitable[_coach_pb2.RegenerateWodResponse]]:
+        """RegenerateWod replaces the caller's WOD of today with another one (premium: up to
+        `wod_regenerations_per_day` times a day, fitco.billing.v1.Entitlements), recorded like the
+        first so every implementation serves the new one from now on. The replaced WOD leaves the
+        history (it was never trained); what the user logged stays. Still never yesterday's
+        exercises, and other exercises than the replaced WOD's where the catalog allows.
+
+        Errors: PERMISSION_DENIED with reason PREMIUM_REQUIRED on the free plan;
+        RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT once today's allowance is used (with a
+        RetryInfo until the user's next day). With no WOD yet today, today's WOD is generated first
+        and then replaced.
         """
 
 def add_CoachServiceServicer_to_server(servicer: CoachServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

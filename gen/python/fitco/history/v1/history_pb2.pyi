@@ -37,20 +37,28 @@ class HistoryEntry(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     WOD_ID_FIELD_NUMBER: _builtins.int
+    RPE_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     exercise_id: _builtins.int
     exercise_name: _builtins.str
     day: _builtins.str
-    """UTC day of performed_at, "YYYY-MM-DD"."""
+    """The user's day of performed_at, "YYYY-MM-DD"."""
     sets: _builtins.int
     reps: _builtins.int
     weight_kg: _builtins.float
     duration_seconds: _builtins.int
     note: _builtins.str
     source: _builtins.str
-    """"logged" (the user said they did it) or "wod" (served as a workout of the day)."""
+    """"logged" (the user said they did it), "session" (one set logged in a workout session,
+    TrainingService) or "wod" (served as a workout of the day).
+    """
     wod_id: _builtins.int
     """The served WOD this entry belongs to (0 for logged entries)."""
+    rpe: _builtins.float
+    """Rate of perceived exertion of a session set, 1–10 (0 = not given)."""
+    session_id: _builtins.int
+    """The workout session of a session set (0 otherwise)."""
     @_builtins.property
     def performed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -68,10 +76,12 @@ class HistoryEntry(_message.Message):
         note: _builtins.str = ...,
         source: _builtins.str = ...,
         wod_id: _builtins.int = ...,
+        rpe: _builtins.float = ...,
+        session_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["performed_at", b"performed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "duration_seconds", b"duration_seconds", "exercise_id", b"exercise_id", "exercise_name", b"exercise_name", "id", b"id", "note", b"note", "performed_at", b"performed_at", "reps", b"reps", "sets", b"sets", "source", b"source", "weight_kg", b"weight_kg", "wod_id", b"wod_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "duration_seconds", b"duration_seconds", "exercise_id", b"exercise_id", "exercise_name", b"exercise_name", "id", b"id", "note", b"note", "performed_at", b"performed_at", "reps", b"reps", "rpe", b"rpe", "session_id", b"session_id", "sets", b"sets", "source", b"source", "weight_kg", b"weight_kg", "wod_id", b"wod_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -240,7 +250,7 @@ class ListExercisesOnDayRequest(_message.Message):
 
     DAY_FIELD_NUMBER: _builtins.int
     day: _builtins.str
-    """"YYYY-MM-DD" (UTC)."""
+    """"YYYY-MM-DD" (the user's day)."""
     def __init__(
         self,
         *,
@@ -340,14 +350,27 @@ class ServedWod(_message.Message):
     IMPLEMENTATION_FIELD_NUMBER: _builtins.int
     GENERATED_AT_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    REGENERATIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     day: _builtins.str
     implementation: _builtins.str
     """Which implementation generated it: "legacy" or "coach"."""
+    kind: _builtins.str
+    """"training", "recovery" (a planned rest day: light mobility work) or "deload" (a lighter
+    week after hard ones); "training" when empty.
+    """
+    regenerations: _builtins.int
+    """How many times this day's WOD was replaced (ReplaceWod); with `id`, its version."""
     @_builtins.property
     def generated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WodItem]: ...
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why the WOD as a whole looks as it does (shown to the user)."""
+
     def __init__(
         self,
         *,
@@ -356,10 +379,13 @@ class ServedWod(_message.Message):
         implementation: _builtins.str = ...,
         generated_at: _timestamp_pb2.Timestamp | None = ...,
         items: _abc.Iterable[Global___WodItem] | None = ...,
+        kind: _builtins.str = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        regenerations: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generated_at", b"generated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "generated_at", b"generated_at", "id", b"id", "implementation", b"implementation", "items", b"items"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "generated_at", b"generated_at", "id", b"id", "implementation", b"implementation", "items", b"items", "kind", b"kind", "notes", b"notes", "regenerations", b"regenerations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -372,13 +398,20 @@ class RecordWodRequest(_message.Message):
     DAY_FIELD_NUMBER: _builtins.int
     IMPLEMENTATION_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
     day: _builtins.str
-    """"YYYY-MM-DD" (UTC); must be the server's today or yesterday (clock skew)."""
+    """"YYYY-MM-DD": the user's today (UTC today ± 1 day covers every time zone)."""
     implementation: _builtins.str
     """"legacy" or "coach"."""
+    kind: _builtins.str
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WodItem]:
         """1–12 distinct catalog exercises."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 5 notes of up to 300 characters."""
 
     def __init__(
         self,
@@ -386,10 +419,12 @@ class RecordWodRequest(_message.Message):
         day: _builtins.str = ...,
         implementation: _builtins.str = ...,
         items: _abc.Iterable[Global___WodItem] | None = ...,
+        kind: _builtins.str = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "implementation", b"implementation", "items", b"items"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "implementation", b"implementation", "items", b"items", "kind", b"kind", "notes", b"notes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -425,7 +460,7 @@ class GetServedWodRequest(_message.Message):
 
     DAY_FIELD_NUMBER: _builtins.int
     day: _builtins.str
-    """"YYYY-MM-DD" (UTC)."""
+    """"YYYY-MM-DD" (the user's day)."""
     def __init__(
         self,
         *,
@@ -458,3 +493,137 @@ class GetServedWodResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServedWodResponse: _TypeAlias = GetServedWodResponse  # noqa: Y015
+
+@_typing.final
+class ExtendWodRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    WOD_ID_FIELD_NUMBER: _builtins.int
+    REGENERATIONS_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    """"YYYY-MM-DD": the user's today."""
+    wod_id: _builtins.int
+    """The WOD the caller saw (ServedWod.id and .regenerations)."""
+    regenerations: _builtins.int
+    size: _builtins.int
+    """How many exercises the WOD should hold, 1–12."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WodItem]:
+        """Candidates, in the order to append them."""
+
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        wod_id: _builtins.int = ...,
+        regenerations: _builtins.int = ...,
+        items: _abc.Iterable[Global___WodItem] | None = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "items", b"items", "regenerations", b"regenerations", "size", b"size", "wod_id", b"wod_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendWodRequest: _TypeAlias = ExtendWodRequest  # noqa: Y015
+
+@_typing.final
+class ExtendWodResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WOD_FIELD_NUMBER: _builtins.int
+    EXTENDED_FIELD_NUMBER: _builtins.int
+    extended: _builtins.bool
+    """False when nothing was appended (then `wod` is the stored WOD as it is)."""
+    @_builtins.property
+    def wod(self) -> Global___ServedWod: ...
+    def __init__(
+        self,
+        *,
+        wod: Global___ServedWod | None = ...,
+        extended: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wod", b"wod"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extended", b"extended", "wod", b"wod"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendWodResponse: _TypeAlias = ExtendWodResponse  # noqa: Y015
+
+@_typing.final
+class ReplaceWodRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    IMPLEMENTATION_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    REGENERATIONS_FIELD_NUMBER: _builtins.int
+    MAX_REGENERATIONS_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    """"YYYY-MM-DD": the user's today."""
+    implementation: _builtins.str
+    """"legacy" or "coach": who generated the new WOD."""
+    kind: _builtins.str
+    regenerations: _builtins.int
+    """The `regenerations` of the WOD being replaced (its version)."""
+    max_regenerations: _builtins.int
+    """Replacements allowed a day: the user's plan (fitco.billing.v1.Entitlements
+    .wod_regenerations_per_day), which the calling implementation asked billing for.
+    """
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___WodItem]:
+        """The new WOD: 1–12 distinct catalog exercises, none done the day before."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 5 notes of up to 300 characters."""
+
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        implementation: _builtins.str = ...,
+        items: _abc.Iterable[Global___WodItem] | None = ...,
+        kind: _builtins.str = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        regenerations: _builtins.int = ...,
+        max_regenerations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "implementation", b"implementation", "items", b"items", "kind", b"kind", "max_regenerations", b"max_regenerations", "notes", b"notes", "regenerations", b"regenerations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceWodRequest: _TypeAlias = ReplaceWodRequest  # noqa: Y015
+
+@_typing.final
+class ReplaceWodResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WOD_FIELD_NUMBER: _builtins.int
+    REPLACED_FIELD_NUMBER: _builtins.int
+    replaced: _builtins.bool
+    """False when the WOD had been replaced meanwhile (then `wod` is that replacement)."""
+    @_builtins.property
+    def wod(self) -> Global___ServedWod: ...
+    def __init__(
+        self,
+        *,
+        wod: Global___ServedWod | None = ...,
+        replaced: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wod", b"wod"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replaced", b"replaced", "wod", b"wod"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceWodResponse: _TypeAlias = ReplaceWodResponse  # noqa: Y015

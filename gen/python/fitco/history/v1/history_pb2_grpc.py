@@ -29,7 +29,8 @@ class HistoryServiceStub:
     """HistoryService is the system of record for what a user trained and which workouts of the
     day (WODs) were served to them. Every RPC acts on the calling user's own history.
 
-    Days are calendar days in UTC, written "YYYY-MM-DD".
+    Days are the user's calendar days in the time zone of their profile (UTC when none is set),
+    written "YYYY-MM-DD".
     """
 
     def __init__(self, channel):
@@ -68,13 +69,24 @@ class HistoryServiceStub:
                 request_serializer=fitco_dot_history_dot_v1_dot_history__pb2.GetServedWodRequest.SerializeToString,
                 response_deserializer=fitco_dot_history_dot_v1_dot_history__pb2.GetServedWodResponse.FromString,
                 _registered_method=True)
+        self.ExtendWod = channel.unary_unary(
+                '/fitco.history.v1.HistoryService/ExtendWod',
+                request_serializer=fitco_dot_history_dot_v1_dot_history__pb2.ExtendWodRequest.SerializeToString,
+                response_deserializer=fitco_dot_history_dot_v1_dot_history__pb2.ExtendWodResponse.FromString,
+                _registered_method=True)
+        self.ReplaceWod = channel.unary_unary(
+                '/fitco.history.v1.HistoryService/ReplaceWod',
+                request_serializer=fitco_dot_history_dot_v1_dot_history__pb2.ReplaceWodRequest.SerializeToString,
+                response_deserializer=fitco_dot_history_dot_v1_dot_history__pb2.ReplaceWodResponse.FromString,
+                _registered_method=True)
 
 
 class HistoryServiceServicer:
     """HistoryService is the system of record for what a user trained and which workouts of the
     day (WODs) were served to them. Every RPC acts on the calling user's own history.
 
-    Days are calendar days in UTC, written "YYYY-MM-DD".
+    Days are the user's calendar days in the time zone of their profile (UTC when none is set),
+    written "YYYY-MM-DD".
     """
 
     def RecordExercise(self, request, context):
@@ -123,6 +135,33 @@ class HistoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExtendWod(self, request, context):
+        """ExtendWod appends exercises to the WOD served on a day until it holds `size`: the top-up
+        of a WOD served before an upgrade to a plan with bigger WODs. Atomic and idempotent: a WOD
+        that already holds `size` exercises, or that is no longer the one the caller saw (`wod_id`
+        and `regenerations`: replaced meanwhile), is returned unchanged with `extended` false, so
+        top-ups racing in both implementations append once. Candidates already in the WOD or done
+        the day before are skipped. NOT_FOUND (reason WOD_NOT_FOUND) when no WOD was served that
+        day. Internal: only a WOD implementation, for the user whose token it forwards.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceWod(self, request, context):
+        """ReplaceWod replaces the WOD served on a day with another one: a regeneration
+        (CoachService.RegenerateWod). The replaced WOD's history rows go (it was never trained);
+        what the user logged stays. Atomic: `regenerations` names the version the caller replaces;
+        when another request replaced it meanwhile, nothing changes and the stored WOD is returned
+        with `replaced` false. At most `max_regenerations` replacements a day: beyond,
+        RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT. An item done the day before is
+        INVALID_ARGUMENT; no WOD served that day is NOT_FOUND (WOD_NOT_FOUND). Internal, like
+        RecordWod.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HistoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +195,16 @@ def add_HistoryServiceServicer_to_server(servicer, server):
                     request_deserializer=fitco_dot_history_dot_v1_dot_history__pb2.GetServedWodRequest.FromString,
                     response_serializer=fitco_dot_history_dot_v1_dot_history__pb2.GetServedWodResponse.SerializeToString,
             ),
+            'ExtendWod': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendWod,
+                    request_deserializer=fitco_dot_history_dot_v1_dot_history__pb2.ExtendWodRequest.FromString,
+                    response_serializer=fitco_dot_history_dot_v1_dot_history__pb2.ExtendWodResponse.SerializeToString,
+            ),
+            'ReplaceWod': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceWod,
+                    request_deserializer=fitco_dot_history_dot_v1_dot_history__pb2.ReplaceWodRequest.FromString,
+                    response_serializer=fitco_dot_history_dot_v1_dot_history__pb2.ReplaceWodResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'fitco.history.v1.HistoryService', rpc_method_handlers)
@@ -168,7 +217,8 @@ class HistoryService:
     """HistoryService is the system of record for what a user trained and which workouts of the
     day (WODs) were served to them. Every RPC acts on the calling user's own history.
 
-    Days are calendar days in UTC, written "YYYY-MM-DD".
+    Days are the user's calendar days in the time zone of their profile (UTC when none is set),
+    written "YYYY-MM-DD".
     """
 
     @staticmethod
@@ -323,6 +373,60 @@ class HistoryService:
             '/fitco.history.v1.HistoryService/GetServedWod',
             fitco_dot_history_dot_v1_dot_history__pb2.GetServedWodRequest.SerializeToString,
             fitco_dot_history_dot_v1_dot_history__pb2.GetServedWodResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendWod(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitco.history.v1.HistoryService/ExtendWod',
+            fitco_dot_history_dot_v1_dot_history__pb2.ExtendWodRequest.SerializeToString,
+            fitco_dot_history_dot_v1_dot_history__pb2.ExtendWodResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceWod(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fitco.history.v1.HistoryService/ReplaceWod',
+            fitco_dot_history_dot_v1_dot_history__pb2.ReplaceWodRequest.SerializeToString,
+            fitco_dot_history_dot_v1_dot_history__pb2.ReplaceWodResponse.FromString,
             options,
             channel_credentials,
             insecure,

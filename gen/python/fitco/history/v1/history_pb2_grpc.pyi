@@ -30,7 +30,8 @@ class HistoryServiceStub:
     """HistoryService is the system of record for what a user trained and which workouts of the
     day (WODs) were served to them. Every RPC acts on the calling user's own history.
 
-    Days are calendar days in UTC, written "YYYY-MM-DD".
+    Days are the user's calendar days in the time zone of their profile (UTC when none is set),
+    written "YYYY-MM-DD".
     """
 
     @_typing.overload
@@ -55,13 +56,33 @@ class HistoryServiceStub:
     """
     GetServedWod: _grpc.UnaryUnaryMultiCallable[_history_pb2.GetServedWodRequest, _history_pb2.GetServedWodResponse]
     """GetServedWod returns the WOD served to the caller on a day, NOT_FOUND when none was served."""
+    ExtendWod: _grpc.UnaryUnaryMultiCallable[_history_pb2.ExtendWodRequest, _history_pb2.ExtendWodResponse]
+    """ExtendWod appends exercises to the WOD served on a day until it holds `size`: the top-up
+    of a WOD served before an upgrade to a plan with bigger WODs. Atomic and idempotent: a WOD
+    that already holds `size` exercises, or that is no longer the one the caller saw (`wod_id`
+    and `regenerations`: replaced meanwhile), is returned unchanged with `extended` false, so
+    top-ups racing in both implementations append once. Candidates already in the WOD or done
+    the day before are skipped. NOT_FOUND (reason WOD_NOT_FOUND) when no WOD was served that
+    day. Internal: only a WOD implementation, for the user whose token it forwards.
+    """
+    ReplaceWod: _grpc.UnaryUnaryMultiCallable[_history_pb2.ReplaceWodRequest, _history_pb2.ReplaceWodResponse]
+    """ReplaceWod replaces the WOD served on a day with another one: a regeneration
+    (CoachService.RegenerateWod). The replaced WOD's history rows go (it was never trained);
+    what the user logged stays. Atomic: `regenerations` names the version the caller replaces;
+    when another request replaced it meanwhile, nothing changes and the stored WOD is returned
+    with `replaced` false. At most `max_regenerations` replacements a day: beyond,
+    RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT. An item done the day before is
+    INVALID_ARGUMENT; no WOD served that day is NOT_FOUND (WOD_NOT_FOUND). Internal, like
+    RecordWod.
+    """
 
 @_typing.type_check_only
 class HistoryServiceAsyncStub(HistoryServiceStub):
     """HistoryService is the system of record for what a user trained and which workouts of the
     day (WODs) were served to them. Every RPC acts on the calling user's own history.
 
-    Days are calendar days in UTC, written "YYYY-MM-DD".
+    Days are the user's calendar days in the time zone of their profile (UTC when none is set),
+    written "YYYY-MM-DD".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -83,12 +104,32 @@ class HistoryServiceAsyncStub(HistoryServiceStub):
     """
     GetServedWod: _aio.UnaryUnaryMultiCallable[_history_pb2.GetServedWodRequest, _history_pb2.GetServedWodResponse]  # type: ignore[assignment]
     """GetServedWod returns the WOD served to the caller on a day, NOT_FOUND when none was served."""
+    ExtendWod: _aio.UnaryUnaryMultiCallable[_history_pb2.ExtendWodRequest, _history_pb2.ExtendWodResponse]  # type: ignore[assignment]
+    """ExtendWod appends exercises to the WOD served on a day until it holds `size`: the top-up
+    of a WOD served before an upgrade to a plan with bigger WODs. Atomic and idempotent: a WOD
+    that already holds `size` exercises, or that is no longer the one the caller saw (`wod_id`
+    and `regenerations`: replaced meanwhile), is returned unchanged with `extended` false, so
+    top-ups racing in both implementations append once. Candidates already in the WOD or done
+    the day before are skipped. NOT_FOUND (reason WOD_NOT_FOUND) when no WOD was served that
+    day. Internal: only a WOD implementation, for the user whose token it forwards.
+    """
+    ReplaceWod: _aio.UnaryUnaryMultiCallable[_history_pb2.ReplaceWodRequest, _history_pb2.ReplaceWodResponse]  # type: ignore[assignment]
+    """ReplaceWod replaces the WOD served on a day with another one: a regeneration
+    (CoachService.RegenerateWod). The replaced WOD's history rows go (it was never trained);
+    what the user logged stays. Atomic: `regenerations` names the version the caller replaces;
+    when another request replaced it meanwhile, nothing changes and the stored WOD is returned
+    with `replaced` false. At most `max_regenerations` replacements a day: beyond,
+    RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT. An item done the day before is
+    INVALID_ARGUMENT; no WOD served that day is NOT_FOUND (WOD_NOT_FOUND). Internal, like
+    RecordWod.
+    """
 
 class HistoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """HistoryService is the system of record for what a user trained and which workouts of the
     day (WODs) were served to them. Every RPC acts on the calling user's own history.
 
-    Days are calendar days in UTC, written "YYYY-MM-DD".
+    Days are the user's calendar days in the time zone of their profile (UTC when none is set),
+    written "YYYY-MM-DD".
     """
 
     @_abc_1.abstractmethod
@@ -144,5 +185,36 @@ class HistoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_history_pb2.GetServedWodResponse, _abc.Awaitable[_history_pb2.GetServedWodResponse]]:
         """GetServedWod returns the WOD served to the caller on a day, NOT_FOUND when none was served."""
+
+    @_abc_1.abstractmethod
+    def ExtendWod(
+        self,
+        request: _history_pb2.ExtendWodRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_history_pb2.ExtendWodResponse, _abc.Awaitable[_history_pb2.ExtendWodResponse]]:
+        """ExtendWod appends exercises to the WOD served on a day until it holds `size`: the top-up
+        of a WOD served before an upgrade to a plan with bigger WODs. Atomic and idempotent: a WOD
+        that already holds `size` exercises, or that is no longer the one the caller saw (`wod_id`
+        and `regenerations`: replaced meanwhile), is returned unchanged with `extended` false, so
+        top-ups racing in both implementations append once. Candidates already in the WOD or done
+        the day before are skipped. NOT_FOUND (reason WOD_NOT_FOUND) when no WOD was served that
+        day. Internal: only a WOD implementation, for the user whose token it forwards.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplaceWod(
+        self,
+        request: _history_pb2.ReplaceWodRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_history_pb2.ReplaceWodResponse, _abc.Awaitable[_history_pb2.ReplaceWodResponse]]:
+        """ReplaceWod replaces the WOD served on a day with another one: a regeneration
+        (CoachService.RegenerateWod). The replaced WOD's history rows go (it was never trained);
+        what the user logged stays. Atomic: `regenerations` names the version the caller replaces;
+        when another request replaced it meanwhile, nothing changes and the stored WOD is returned
+        with `replaced` false. At most `max_regenerations` replacements a day: beyond,
+        RESOURCE_EXHAUSTED with reason REGENERATION_LIMIT. An item done the day before is
+        INVALID_ARGUMENT; no WOD served that day is NOT_FOUND (WOD_NOT_FOUND). Internal, like
+        RecordWod.
+        """
 
 def add_HistoryServiceServicer_to_server(servicer: HistoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

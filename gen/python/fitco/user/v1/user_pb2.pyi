@@ -71,6 +71,8 @@ class Profile(_message.Message):
     BIRTH_YEAR_FIELD_NUMBER: _builtins.int
     SEX_FIELD_NUMBER: _builtins.int
     EXPERIENCE_FIELD_NUMBER: _builtins.int
+    ACTIVITY_LEVEL_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     name: _builtins.str
     weight: _builtins.float
@@ -86,6 +88,14 @@ class Profile(_message.Message):
     """"male", "female" or "" when not given; used only for energy estimates."""
     experience: _builtins.str
     """Experience level: "beginner", "intermediate" or "advanced" ("" means beginner)."""
+    activity_level: _builtins.str
+    """Daily activity outside training, for energy estimates: "sedentary", "light" (1–3 days a
+    week), "moderate" (3–5), "active" (6–7), "very_active" ("" when not given).
+    """
+    time_zone: _builtins.str
+    """IANA time zone name ("Europe/Paris"); "" means UTC. "Today" and "yesterday" (WOD, history
+    days, streaks, statistics) are the user's days in this zone.
+    """
     def __init__(
         self,
         *,
@@ -98,10 +108,12 @@ class Profile(_message.Message):
         birth_year: _builtins.int = ...,
         sex: _builtins.str = ...,
         experience: _builtins.str = ...,
+        activity_level: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_year", b"birth_year", "email", b"email", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "onboarded", b"onboarded", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_level", b"activity_level", "birth_year", b"birth_year", "email", b"email", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "onboarded", b"onboarded", "sex", b"sex", "time_zone", b"time_zone", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -470,6 +482,8 @@ class CompleteOnboardingRequest(_message.Message):
     BIRTH_YEAR_FIELD_NUMBER: _builtins.int
     SEX_FIELD_NUMBER: _builtins.int
     EXPERIENCE_FIELD_NUMBER: _builtins.int
+    ACTIVITY_LEVEL_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     weight: _builtins.float
     height: _builtins.float
     fitness_goal: _builtins.str
@@ -477,6 +491,9 @@ class CompleteOnboardingRequest(_message.Message):
     birth_year: _builtins.int
     sex: _builtins.str
     experience: _builtins.str
+    activity_level: _builtins.str
+    time_zone: _builtins.str
+    """IANA time zone name, e.g. "America/New_York"."""
     def __init__(
         self,
         *,
@@ -486,10 +503,12 @@ class CompleteOnboardingRequest(_message.Message):
         birth_year: _builtins.int = ...,
         sex: _builtins.str = ...,
         experience: _builtins.str = ...,
+        activity_level: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_level", b"activity_level", "birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "sex", b"sex", "time_zone", b"time_zone", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -518,8 +537,8 @@ Global___CompleteOnboardingResponse: _TypeAlias = CompleteOnboardingResponse  # 
 @_typing.final
 class UpdateProfileRequest(_message.Message):
     """UpdateProfileRequest: a field that is absent (JSON: left out) is not changed. Wrapper types
-    carry presence and read as plain values in JSON ({"weight": 78}). An empty `sex` or
-    `experience`, or a `birth_year` of 0, clears it.
+    carry presence and read as plain values in JSON ({"weight": 78}). An empty `sex`,
+    `experience`, `activity_level` or `time_zone`, or a `birth_year` of 0, clears it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -531,6 +550,8 @@ class UpdateProfileRequest(_message.Message):
     BIRTH_YEAR_FIELD_NUMBER: _builtins.int
     SEX_FIELD_NUMBER: _builtins.int
     EXPERIENCE_FIELD_NUMBER: _builtins.int
+    ACTIVITY_LEVEL_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def name(self) -> _wrappers_pb2.StringValue: ...
     @_builtins.property
@@ -547,6 +568,12 @@ class UpdateProfileRequest(_message.Message):
     def sex(self) -> _wrappers_pb2.StringValue: ...
     @_builtins.property
     def experience(self) -> _wrappers_pb2.StringValue: ...
+    @_builtins.property
+    def activity_level(self) -> _wrappers_pb2.StringValue: ...
+    @_builtins.property
+    def time_zone(self) -> _wrappers_pb2.StringValue:
+        """IANA time zone name; "" sets UTC."""
+
     def __init__(
         self,
         *,
@@ -557,10 +584,12 @@ class UpdateProfileRequest(_message.Message):
         birth_year: _wrappers_pb2.Int32Value | None = ...,
         sex: _wrappers_pb2.StringValue | None = ...,
         experience: _wrappers_pb2.StringValue | None = ...,
+        activity_level: _wrappers_pb2.StringValue | None = ...,
+        time_zone: _wrappers_pb2.StringValue | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity_level", b"activity_level", "birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "time_zone", b"time_zone", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_level", b"activity_level", "birth_year", b"birth_year", "experience", b"experience", "fitness_goal", b"fitness_goal", "height", b"height", "name", b"name", "sex", b"sex", "time_zone", b"time_zone", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
