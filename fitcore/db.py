@@ -1,4 +1,6 @@
-"""Database access: engine, sessions and one transaction per unit of work.
+"""Database access for the services that own a database (the monolith, billing): engine,
+sessions and one transaction per unit of work, and opening it from the environment
+(`database_url_from_env`, `open_database`).
 
 SQLite: pysqlite's own transaction handling is switched off and we emit BEGIN ourselves (the
 SQLAlchemy "pysqlite serializable" recipe). A write transaction starts with BEGIN IMMEDIATE, so
@@ -12,11 +14,12 @@ PostgreSQL: a connect timeout and a pool timeout, so a dead database fails a req
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,7 +28,11 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from fitcore.config import Env, data_dir
 from fitcore.errors import DeadlineExceeded, ServiceError, Unavailable
+
+if TYPE_CHECKING:  # fitcore.migrate imports this module
+    from fitcore.migrate import Migrations
 
 # Execution option carried by the write sessions' connections; read by the SQLite BEGIN hook.
 WRITE_OPTION = "fitco_write"
@@ -33,8 +40,23 @@ WRITE_OPTION = "fitco_write"
 PG_QUERY_CANCELED = "57014"
 
 
-def default_sqlite_url(data_dir: Path) -> str:
-    return f"sqlite:///{data_dir / 'fitco.db'}"
+def default_sqlite_url(data_dir: Path, name: str = "fitco.db") -> str:
+    """A SQLite file in the data directory (each service with a database has its own)."""
+    return f"sqlite:///{data_dir / name}"
+
+
+def database_url_from_env(
+    env: Env, url_name: str, password_file_name: str, sqlite_file: str
+) -> str:
+    """The URL in `url_name` (when unset: `sqlite_file` in the data directory). The password
+    may come from a mounted secret file instead of the URL: the file named by
+    `password_file_name`."""
+    url = env.get_str(url_name, default_sqlite_url(data_dir(env), sqlite_file))
+    password_file = env.optional(password_file_name)
+    if password_file:
+        password = Path(password_file).read_text().strip()
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
+    return url
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -161,3 +183,28 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def open_database(
+    env: Env, url: str, migrations: Migrations, log: logging.Logger
+) -> tuple[Database, str]:
+    """The service's database at `url` with the pool from the environment
+    (FITCO_DB_POOL_SIZE, FITCO_DB_CONNECT_TIMEOUT, FITCO_DB_POOL_TIMEOUT), and the head
+    revision of its migrations. A schema behind head is logged as an error, not refused: the
+    service starts and its readiness (schema at head) keeps it out of rotation until migrated."""
+    db = Database(
+        make_engine(
+            url,
+            env.get_int("FITCO_DB_POOL_SIZE", 10),
+            connect_timeout=env.get_float("FITCO_DB_CONNECT_TIMEOUT", 3.0),
+            pool_timeout=env.get_float("FITCO_DB_POOL_TIMEOUT", 5.0),
+        )
+    )
+    head = migrations.head_revision()
+    revision = migrations.current_revision(db.engine)
+    if revision != head:
+        log.error(
+            "database schema is not current: run migrations",
+            extra={"revision": revision, "head": head},
+        )
+    return db, head

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 # Services that call INTERNAL RPCs: each gets an identity key pair, generated for local runs
 # here and for compose/Kubernetes by `./fit secrets`; production mounts its own (adr/05).
-SERVICE_IDENTITIES = ("coach",)
+# monolith: asks billing for entitlements; billing: asks the monolith's CheckToken whether a
+# user's token was revoked.
+SERVICE_IDENTITIES = ("coach", "monolith", "billing")
 
 
 @dataclass(frozen=True)

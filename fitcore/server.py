@@ -99,9 +99,14 @@ class Service:
         service_verifier: ServiceTokenVerifier | None = None,
         readiness: Callable[[], bool] = lambda: True,
         error_mapper: ErrorMapper | None = None,
+        described_elsewhere: Sequence[str] = (),
     ) -> None:
+        """`described_elsewhere`: services this server does not serve but describes through
+        reflection (their descriptors must be imported): the edge sends reflection to one
+        service, and a client such as grpcurl should see every service the edge routes."""
         self.settings = settings
         self._names = list(service_names)
+        self._described = list(described_elsewhere)
         self._readiness = readiness
         self._stopping = threading.Event()
         self.health = health.HealthServicer(experimental_non_blocking=True)
@@ -130,7 +135,8 @@ class Service:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if settings.reflection:
             reflection.enable_server_reflection(
-                [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+                [*self._names, *self._described, health.SERVICE_NAME, reflection.SERVICE_NAME],
+                self.server,
             )
         self.port = self.server.add_insecure_port(settings.address)
         if self.port == 0:
@@ -180,17 +186,24 @@ class Service:
 
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT, then stop gracefully."""
-        done = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal received, shutting down", extra={"signal": signum})
-            done.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        done = shutdown_requested(log)
         self.start()
         done.wait()
         self.stop()
+
+
+def shutdown_requested(logger: logging.Logger) -> threading.Event:
+    """An event set (and logged on `logger`) when the process gets SIGTERM or SIGINT: what a
+    process waits on before stopping gracefully. Call it from the main thread."""
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal received, shutting down", extra={"signal": signum})
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return done
 
 
 class App(Protocol):

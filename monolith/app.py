@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
+from fitco.billing.v1 import billing_pb2
 from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from fitco.coach.v1 import coach_pb2, coach_pb2_grpc
+from fitco.goals.v1 import goals_pb2, goals_pb2_grpc
 from fitco.history.v1 import history_pb2, history_pb2_grpc
 from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
+from fitco.nutrition.v1 import nutrition_pb2
 from fitco.system.v1 import system_pb2, system_pb2_grpc
+from fitco.training.v1 import training_pb2, training_pb2_grpc
 from fitco.user.v1 import user_pb2, user_pb2_grpc
-from sqlalchemy.engine import make_url
 
+from fitcore.access import service_names
 from fitcore.auth import TokenVerifier
 from fitcore.clock import Clock
-from fitcore.config import Env, data_dir
+from fitcore.config import Env
+from fitcore.db import Database, database_url_from_env, db_error_to_service_error, open_database
+from fitcore.entitlements import EntitlementsClient, entitlements_from_env
 from fitcore.interceptor import AccessPolicy
 from fitcore.keys import (
     ensure_dev_keys,
@@ -32,13 +37,15 @@ from fitcore.token_versions import DEFAULT_TTL_SECONDS
 from monolith import __version__
 from monolith.api.catalog import CatalogServicer
 from monolith.api.coach import LegacyCoachServicer
+from monolith.api.goals import GoalServicer
 from monolith.api.history import HistoryServicer
 from monolith.api.legacy import LegacyServicer
 from monolith.api.system import SystemServicer
+from monolith.api.training import TrainingServicer
 from monolith.api.users import UserServicer
-from monolith.db import Database, db_error_to_service_error, default_sqlite_url, make_engine
 from monolith.domain.accounts import Accounts
 from monolith.domain.catalog import Catalog
+from monolith.domain.goals import Goals
 from monolith.domain.history import History
 from monolith.domain.legacy_wod import LegacyWod
 from monolith.domain.login_backoff import BackoffPolicy, LoginBackoff
@@ -50,31 +57,34 @@ from monolith.domain.passwords import (
 )
 from monolith.domain.preferences import Preferences
 from monolith.domain.profiles import Profiles
+from monolith.domain.served_wods import ServedWods
 from monolith.domain.sessions import Sessions
+from monolith.domain.stats import Stats
 from monolith.domain.tokens import TokenIssuer
-from monolith.migrations import current_revision, head_revision
+from monolith.domain.workout_sets import WorkoutSets
+from monolith.domain.workout_store import SessionStore
+from monolith.domain.workouts import Workouts
+from monolith.migrations import MIGRATIONS
 
 log = logging.getLogger("monolith")
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# The monolith's identity towards billing (`service:monolith`): it asks for the entitlements
+# of the legacy WOD and of statistics.
+SERVICE_NAME = "monolith"
 
 
 # Who may call each RPC of the services the monolith serves: the access option of every RPC in
 # the contracts (proto/fitco/access/v1/access.proto), read from the generated descriptors.
 POLICY = AccessPolicy.of_modules(
-    user_pb2, catalog_pb2, history_pb2, coach_pb2, system_pb2, legacy_pb2
+    user_pb2, catalog_pb2, history_pb2, coach_pb2, system_pb2, legacy_pb2, goals_pb2, training_pb2
 )
 
 
 def database_url(env: Env) -> str:
     """DATABASE_URL (default: a SQLite file in the data directory). The password may come from
     a mounted secret file instead of the URL: FITCO_DATABASE_PASSWORD_FILE."""
-    url = env.get_str("DATABASE_URL", default_sqlite_url(data_dir(env)))
-    password_file = env.optional("FITCO_DATABASE_PASSWORD_FILE")
-    if password_file:
-        password = Path(password_file).read_text().strip()
-        url = make_url(url).set(password=password).render_as_string(hide_password=False)
-    return url
+    return database_url_from_env(env, "DATABASE_URL", "FITCO_DATABASE_PASSWORD_FILE", "fitco.db")
 
 
 @dataclass
@@ -82,6 +92,7 @@ class Monolith:
     service: Service
     db: Database
     legacy: LegacyWod
+    entitlements: EntitlementsClient
 
     @property
     def port(self) -> int:
@@ -89,6 +100,7 @@ class Monolith:
 
     def stop(self) -> None:
         self.service.stop()
+        self.entitlements.close()
         self.db.dispose()
 
 
@@ -96,20 +108,7 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     ensure_dev_keys(env)
     tokens = token_settings(env)
     clock = clock or clock_from_env(env)
-    db = Database(
-        make_engine(
-            database_url(env),
-            env.get_int("FITCO_DB_POOL_SIZE", 10),
-            connect_timeout=env.get_float("FITCO_DB_CONNECT_TIMEOUT", 3.0),
-            pool_timeout=env.get_float("FITCO_DB_POOL_TIMEOUT", 5.0),
-        )
-    )
-    revision, head = current_revision(db.engine), head_revision()
-    if revision != head:
-        log.error(
-            "database schema is not current: run migrations",
-            extra={"revision": revision, "head": head},
-        )
+    db, head = open_database(env, database_url(env), MIGRATIONS, log)
     catalog = Catalog(db, env.get_float("FITCO_CATALOG_TTL_SECONDS", 60.0))
     hash_slots = env.get_int("FITCO_HASH_CONCURRENCY", default_concurrency())
     passwords = Passwords(
@@ -138,21 +137,33 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         backoff,
         cache_seconds=env.get_float("FITCO_TOKEN_VERSION_CACHE_SECONDS", DEFAULT_TTL_SECONDS),
     )
-    history = History(db, catalog, clock)
-    profiles = Profiles(db, clock)
+    goals = Goals(db, catalog, clock)
+    # New weights and logged exercises settle the user's goals in their own transaction.
+    history = History(db, catalog, clock, after_logged=goals.refresh_in)
+    profiles = Profiles(db, clock, after_weight=goals.refresh_in)
     preferences = Preferences(db, clock)
-    legacy = LegacyWod(history, catalog, profiles)
+    wods = ServedWods(db, catalog, clock)
+    legacy = LegacyWod(db, wods, catalog, clock)
+    entitlements = entitlements_from_env(env, SERVICE_NAME)
 
     def ready() -> bool:
-        return db.ping() and current_revision(db.engine) == head
+        return db.ping() and MIGRATIONS.current_revision(db.engine) == head
 
     settings = ServerSettings.from_env(env, "FITCO_MONOLITH", DEFAULT_ADDRESS).with_address(address)
     user = UserServicer(accounts, profiles, preferences, catalog, sessions)
     cat = CatalogServicer(catalog)
-    hist = HistoryServicer(history)
-    coach = LegacyCoachServicer(legacy, catalog, profiles)
+    hist = HistoryServicer(history, wods)
+    goal_api = GoalServicer(goals)
+    coach = LegacyCoachServicer(legacy, catalog, entitlements)
     system = SystemServicer(CachedCheck(ready, ttl=1.0), __version__)
     legacy_api = LegacyServicer(accounts, profiles, catalog)
+    session_store = SessionStore(db, catalog, after_training=goals.refresh_in)
+    training = TrainingServicer(
+        Workouts(db, session_store, clock),
+        WorkoutSets(db, catalog, session_store, clock),
+        Stats(db, catalog, session_store, clock),
+        entitlements,
+    )
     service = Service(
         settings=settings,
         service_names=POLICY.table.services,
@@ -160,17 +171,22 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
             lambda s: user_pb2_grpc.add_UserServiceServicer_to_server(user, s),
             lambda s: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(cat, s),
             lambda s: history_pb2_grpc.add_HistoryServiceServicer_to_server(hist, s),
+            lambda s: goals_pb2_grpc.add_GoalServiceServicer_to_server(goal_api, s),
             lambda s: coach_pb2_grpc.add_CoachServiceServicer_to_server(coach, s),
             lambda s: system_pb2_grpc.add_SystemServiceServicer_to_server(system, s),
             lambda s: legacy_pb2_grpc.add_LegacyServiceServicer_to_server(legacy_api, s),
+            lambda s: training_pb2_grpc.add_TrainingServiceServicer_to_server(training, s),
         ],
         policy=POLICY,
         verifier=TokenVerifier(load_public_key(env), tokens, sessions.versions),
-        # The services trusted to call INTERNAL RPCs (RecordWod: the coach).
+        # The services trusted to call INTERNAL RPCs (RecordWod, ExtendWod, ReplaceWod: the
+        # coach).
         service_verifier=ServiceTokenVerifier(
             load_service_public_keys(env), leeway_seconds=tokens.leeway_seconds
         ),
         readiness=ready,
         error_mapper=db_error_to_service_error,
+        # The edge's reflection is served here: describe the coach's and billing's too.
+        described_elsewhere=service_names(nutrition_pb2, billing_pb2),
     )
-    return Monolith(service, db, legacy)
+    return Monolith(service, db, legacy, entitlements)

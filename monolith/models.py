@@ -14,18 +14,22 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from fitcore.dbnames import NAMING_CONVENTION
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class UserRow(Base):
@@ -57,6 +61,8 @@ class ProfileRow(Base):
     birth_year: Mapped[int | None] = mapped_column(Integer)
     sex: Mapped[str | None] = mapped_column(String(16))
     experience: Mapped[str | None] = mapped_column(String(16))
+    activity_level: Mapped[str | None] = mapped_column(String(16))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     onboarded: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -146,6 +152,11 @@ class ServedWodRow(Base):
     day: Mapped[date] = mapped_column(Date)
     implementation: Mapped[str] = mapped_column(String(16))
     generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "training", "recovery" or "deload" (migration 0007).
+    kind: Mapped[str] = mapped_column(String(16), default="training", server_default="training")
+    notes: Mapped[list[str] | None] = mapped_column(JSON, default=list)
+    # Times the day's WOD was replaced (premium regenerations, migration 0008); its version.
+    regenerations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     items: Mapped[list[HistoryRow]] = relationship(order_by="HistoryRow.position")
 
@@ -155,6 +166,13 @@ class HistoryRow(Base):
     __table_args__ = (
         Index("ix_exercise_history_user_day", "user_id", "day"),
         Index("ix_exercise_history_user_performed", "user_id", "performed_at", "id"),
+        Index(
+            "ix_exercise_history_user_id_exercise_id_performed_at",
+            "user_id",
+            "exercise_id",
+            "performed_at",
+        ),
+        UniqueConstraint("session_id", "client_set_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -172,6 +190,13 @@ class HistoryRow(Base):
     wod_id: Mapped[int | None] = mapped_column(Id, ForeignKey("served_wods.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A set logged in a workout session (source "session", migration 0007): idempotent on
+    # (session_id, client_set_id).
+    session_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("workout_sessions.id", ondelete="CASCADE")
+    )
+    client_set_id: Mapped[str | None] = mapped_column(String(64))
+    rpe: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class BootstrapClaimRow(Base):
@@ -196,3 +221,59 @@ class LoginAttemptRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GoalRow(Base):
+    """A fitness goal (migration 0007). Progress is measured when read, not stored."""
+
+    __tablename__ = "goals"
+    __table_args__ = (Index("ix_goals_user_id_status_id", "user_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    target_value: Mapped[float] = mapped_column(Float)
+    target_date: Mapped[date] = mapped_column(Date)
+    exercise_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("exercises.id", ondelete="RESTRICT")
+    )
+    start_value: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    achieved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkoutSessionRow(Base):
+    """A workout session (migration 0007); its sets are exercise_history rows."""
+
+    __tablename__ = "workout_sessions"
+    __table_args__ = (
+        Index("ix_workout_sessions_user_id_started_at_id", "user_id", "started_at", "id"),
+        # At most one active session per user, enforced by the database.
+        Index(
+            "uq_workout_sessions_one_active",
+            "user_id",
+            unique=True,
+            sqlite_where=text("status = 'ACTIVE'"),
+            postgresql_where=text("status = 'ACTIVE'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(8))
+    from_wod: Mapped[bool] = mapped_column(Boolean, default=False)
+    wod_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("served_wods.id", ondelete="SET NULL")
+    )
+    day: Mapped[date] = mapped_column(Date)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    auto_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Filled when the session ends (what EndSession computed, kept so lists and stats agree).
+    duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    calories: Mapped[float] = mapped_column(Float, default=0.0)
+    volume_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    set_count: Mapped[int] = mapped_column(Integer, default=0)
+    body_weight_kg: Mapped[float] = mapped_column(Float, default=0.0)

@@ -105,6 +105,9 @@ def make_env(key_dir: Path, url: str, **extra: str) -> Env:
             "DATABASE_URL": url,
             "FITCO_MONOLITH_GRACE_SECONDS": "2",
             "FITCO_MONOLITH_READINESS_INTERVAL": "0.2",
+            # No billing unless a test starts one (tests/service/billing_double.py): nothing
+            # listens there, so every user has the free plan (the entitlements fallback).
+            "FITCO_BILLING_TARGET": "127.0.0.1:1",
             **extra,
         }
     )

@@ -47,6 +47,8 @@ def profile(view: ProfileView) -> user_pb2.Profile:
         birth_year=view.birth_year,
         sex=view.sex,
         experience=view.experience,
+        activity_level=view.activity_level,
+        time_zone=view.time_zone,
     )
 
 
@@ -85,6 +87,8 @@ def entry(view: EntryView) -> history_pb2.HistoryEntry:
         note=view.note,
         source=view.source,
         wod_id=view.wod_id,
+        rpe=view.rpe,
+        session_id=view.session_id,
     )
 
 
@@ -108,6 +112,9 @@ def served_wod(view: ServedWodView) -> history_pb2.ServedWod:
         implementation=view.implementation,
         generated_at=ts(view.generated_at),
         items=[wod_item(i) for i in view.items],
+        kind=view.kind,
+        notes=list(view.notes),
+        regenerations=view.regenerations,
     )
 
 

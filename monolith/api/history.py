@@ -10,11 +10,13 @@ from fitcore.errors import NotFound
 from monolith.api import convert
 from monolith.domain.common import parse_day
 from monolith.domain.history import ExerciseLog, History
+from monolith.domain.served_wods import Replacement, ServedWods
 
 
 class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, wods: ServedWods) -> None:
         self._history = history
+        self._wods = wods
 
     def RecordExercise(
         self, request: history_pb2.RecordExerciseRequest, context: grpc.ServicerContext
@@ -69,11 +71,13 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
     def RecordWod(
         self, request: history_pb2.RecordWodRequest, context: grpc.ServicerContext
     ) -> history_pb2.RecordWodResponse:
-        wod, created = self._history.record_wod(
+        wod, created = self._wods.record(
             current_principal().user_id,
             parse_day(request.day),
             request.implementation,
             [convert.wod_item_view(item, n) for n, item in enumerate(request.items)],
+            kind=request.kind,
+            notes=tuple(request.notes),
         )
         return history_pb2.RecordWodResponse(wod=convert.served_wod(wod), created=created)
 
@@ -81,7 +85,36 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         self, request: history_pb2.GetServedWodRequest, context: grpc.ServicerContext
     ) -> history_pb2.GetServedWodResponse:
         day = parse_day(request.day)
-        wod = self._history.get_served_wod(current_principal().user_id, day)
+        wod = self._wods.get(current_principal().user_id, day)
         if wod is None:
             raise NotFound(f"no WOD was served on {day.isoformat()}", reason="WOD_NOT_FOUND")
         return history_pb2.GetServedWodResponse(wod=convert.served_wod(wod))
+
+    def ExtendWod(
+        self, request: history_pb2.ExtendWodRequest, context: grpc.ServicerContext
+    ) -> history_pb2.ExtendWodResponse:
+        wod, extended = self._wods.extend(
+            current_principal().user_id,
+            parse_day(request.day),
+            (request.wod_id, request.regenerations),
+            [convert.wod_item_view(item, n) for n, item in enumerate(request.items)],
+            request.size,
+        )
+        return history_pb2.ExtendWodResponse(wod=convert.served_wod(wod), extended=extended)
+
+    def ReplaceWod(
+        self, request: history_pb2.ReplaceWodRequest, context: grpc.ServicerContext
+    ) -> history_pb2.ReplaceWodResponse:
+        wod, replaced = self._wods.replace(
+            current_principal().user_id,
+            parse_day(request.day),
+            Replacement(
+                implementation=request.implementation,
+                items=[convert.wod_item_view(item, n) for n, item in enumerate(request.items)],
+                kind=request.kind,
+                notes=tuple(request.notes),
+                regenerations=request.regenerations,
+                max_regenerations=request.max_regenerations,
+            ),
+        )
+        return history_pb2.ReplaceWodResponse(wod=convert.served_wod(wod), replaced=replaced)

@@ -158,6 +158,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             birth_year=request.birth_year,
             sex=request.sex,
             experience=request.experience,
+            activity_level=request.activity_level,
+            time_zone=request.time_zone,
         )
         return user_pb2.CompleteOnboardingResponse(profile=convert.profile(view))
 
@@ -172,6 +174,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             birth_year=request.birth_year.value if request.HasField("birth_year") else None,
             sex=request.sex.value if request.HasField("sex") else None,
             experience=request.experience.value if request.HasField("experience") else None,
+            activity_level=(
+                request.activity_level.value if request.HasField("activity_level") else None
+            ),
+            time_zone=request.time_zone.value if request.HasField("time_zone") else None,
         )
         view = self._profiles.update_profile(current_principal().user_id, changes)
         return user_pb2.UpdateProfileResponse(profile=convert.profile(view))

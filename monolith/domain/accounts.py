@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from fitcore.auth import ROLE_ADMIN, ROLE_USER, ROLES
 from fitcore.clock import Clock
+from fitcore.db import Database
 from fitcore.errors import (
     AlreadyExists,
     FieldViolation,
@@ -26,7 +27,6 @@ from fitcore.errors import (
     Unauthenticated,
     Validator,
 )
-from monolith.db import Database
 from monolith.domain.common import (
     as_utc,
     decode_page_token,

@@ -16,8 +16,8 @@ from fitco.catalog.v1 import catalog_pb2
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from fitcore.db import Database
 from fitcore.errors import NotFound
-from monolith.db import Database
 from monolith.models import ExerciseRow, MuscleGroupRow
 
 

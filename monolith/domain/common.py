@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fitcore.errors import FieldViolation, InvalidArgument, NotFound
-from monolith.models import UserRow
+from fitrules.days import local_day, zone
+from monolith.models import ProfileRow, UserRow
 
 if TYPE_CHECKING:
-    from monolith.db import Database
+    from fitcore.db import Database
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -132,3 +134,25 @@ def user_or_not_found(s: Session, user_id: int) -> UserRow:
     if user is None:
         raise NotFound("user not found")
     return user
+
+
+def user_zone(s: Session, user_id: int) -> tzinfo:
+    """The user's time zone (the profile's `time_zone`; UTC when none is set), read in the
+    caller's transaction."""
+    name = s.scalar(select(ProfileRow.time_zone).where(ProfileRow.user_id == user_id))
+    return zone(name)
+
+
+def user_today(s: Session, user_id: int, now: datetime) -> date:
+    """The user's calendar day at `now`, in their time zone."""
+    return local_day(now, user_zone(s, user_id))
+
+
+# Called inside a write transaction after it changed data that goals measure (a body weight, a
+# logged set, an ended session): settles the user's goals in the same transaction, so a goal
+# reached is ACHIEVED at once (monolith.domain.goals.Goals.refresh_in).
+AfterUserData = Callable[[Session, int], None]
+
+
+def no_hook(_s: Session, _user_id: int) -> None:
+    return None

@@ -1,25 +1,36 @@
-"""Exercise history and served WODs: the record both WOD implementations read and feed."""
+"""Exercise history: the record both WOD implementations read and feed. The served WODs' views
+are here (a served WOD's exercises are history rows of source "wod"); recording, extending and
+replacing them is `monolith.domain.served_wods`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from fitcore.clock import Clock, utc_day
+from fitcore.clock import Clock
+from fitcore.db import Database
 from fitcore.errors import NotFound, Validator
-from monolith.db import Database
+from fitrules.days import local_day
 from monolith.domain.catalog import Catalog
-from monolith.domain.common import as_utc, newest_first_page
+from monolith.domain.common import (
+    AfterUserData,
+    as_utc,
+    newest_first_page,
+    no_hook,
+    user_zone,
+)
 from monolith.models import HistoryRow, ServedWodRow
 
 SOURCE_LOGGED = "logged"
+SOURCE_SESSION = "session"  # one set of a workout session (monolith.domain.workouts)
 SOURCE_WOD = "wod"
 IMPLEMENTATIONS = ("legacy", "coach")
+WOD_KINDS = ("training", "recovery", "deload")
 MAX_WOD_ITEMS = 12
+MAX_WOD_NOTES = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,8 @@ class EntryView:
     note: str
     source: str
     wod_id: int
+    rpe: float = 0.0
+    session_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,13 +81,39 @@ class ServedWodView:
     implementation: str
     generated_at: datetime
     items: tuple[WodItemView, ...]
+    kind: str = "training"
+    notes: tuple[str, ...] = ()
+    regenerations: int = 0
 
 
-def _served_view(row: ServedWodRow) -> ServedWodView:
+def load_served_wod(s: Session, user_id: int, day: date) -> ServedWodRow | None:
+    """The WOD served to the user on `day` with its items, in the caller's transaction."""
+    return s.scalar(
+        select(ServedWodRow)
+        .options(selectinload(ServedWodRow.items))
+        .where(ServedWodRow.user_id == user_id, ServedWodRow.day == day)
+    )
+
+
+def exercise_ids_on(s: Session, user_id: int, day: date) -> set[int]:
+    """The exercises the user did (logged, in a session, or served as a WOD) on `day`."""
+    return set(
+        s.scalars(
+            select(HistoryRow.exercise_id).where(
+                HistoryRow.user_id == user_id, HistoryRow.day == day
+            )
+        )
+    )
+
+
+def served_view(row: ServedWodRow) -> ServedWodView:
     return ServedWodView(
         id=row.id,
         day=row.day,
         implementation=row.implementation,
+        kind=row.kind or "training",
+        notes=tuple(row.notes or ()),
+        regenerations=row.regenerations or 0,
         generated_at=as_utc(row.generated_at),
         items=tuple(
             WodItemView(
@@ -93,13 +132,18 @@ def _served_view(row: ServedWodRow) -> ServedWodView:
 
 
 class History:
-    def __init__(self, db: Database, catalog: Catalog, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        clock: Clock,
+        after_logged: AfterUserData = no_hook,
+    ) -> None:
         self._db = db
         self._catalog = catalog
         self._clock = clock
-
-    def today(self) -> date:
-        return utc_day(self._clock.now())
+        # Strength and endurance goals measure logged exercises.
+        self._after_logged = after_logged
 
     def _entry_view(self, row: HistoryRow) -> EntryView:
         exercise = self._catalog.snapshot().by_id.get(row.exercise_id)
@@ -116,6 +160,8 @@ class History:
             note=row.note,
             source=row.source,
             wod_id=row.wod_id or 0,
+            rpe=row.rpe or 0.0,
+            session_id=row.session_id or 0,
         )
 
     def record_exercise(self, user_id: int, log: ExerciseLog) -> EntryView:
@@ -155,7 +201,7 @@ class History:
                 user_id=user_id,
                 exercise_id=log.exercise_id,
                 performed_at=performed_at,
-                day=utc_day(performed_at),
+                day=local_day(performed_at, user_zone(s, user_id)),
                 sets=log.sets,
                 reps=log.reps,
                 weight_kg=log.weight_kg,
@@ -166,6 +212,7 @@ class History:
             )
             s.add(row)
             s.flush()
+            self._after_logged(s, user_id)
             return self._entry_view(row)
 
     def list_history(
@@ -204,90 +251,4 @@ class History:
 
     def exercise_ids_on_day(self, user_id: int, day: date) -> set[int]:
         with self._db.transaction(write=False) as s:
-            return set(
-                s.scalars(
-                    select(HistoryRow.exercise_id).where(
-                        HistoryRow.user_id == user_id, HistoryRow.day == day
-                    )
-                )
-            )
-
-    def _load_wod(self, s: Session, user_id: int, day: date) -> ServedWodRow | None:
-        return s.scalar(
-            select(ServedWodRow)
-            .options(selectinload(ServedWodRow.items))
-            .where(ServedWodRow.user_id == user_id, ServedWodRow.day == day)
-        )
-
-    def get_served_wod(self, user_id: int, day: date) -> ServedWodView | None:
-        with self._db.transaction(write=False) as s:
-            row = self._load_wod(s, user_id, day)
-            return _served_view(row) if row else None
-
-    def record_wod(
-        self, user_id: int, day: date, implementation: str, items: list[WodItemView]
-    ) -> tuple[ServedWodView, bool]:
-        """Store the WOD for (user, day) unless one exists; return the stored one."""
-        now = self._clock.now()
-        today = utc_day(now)
-        catalog = self._catalog.snapshot()
-        v = Validator()
-        v.check(
-            today - timedelta(days=1) <= day <= today + timedelta(days=1),
-            "day",
-            "must be today (UTC)",
-        )
-        v.check(implementation in IMPLEMENTATIONS, "implementation", "must be legacy or coach")
-        v.check(1 <= len(items) <= MAX_WOD_ITEMS, "items", f"1 to {MAX_WOD_ITEMS} exercises")
-        ids = [i.exercise_id for i in items]
-        v.check(len(set(ids)) == len(ids), "items", "exercises must be distinct")
-        for n, item in enumerate(items):
-            f = f"items[{n}]"
-            v.check(item.exercise_id in catalog.by_id, f"{f}.exercise_id", "unknown exercise")
-            v.check(0 <= item.sets <= 20, f"{f}.sets", "must be 0 to 20")
-            v.check(0 <= item.reps <= 200, f"{f}.reps", "must be 0 to 200")
-            v.check(0 <= item.weight_kg <= 1000, f"{f}.weight_kg", "must be 0 to 1000")
-            v.check(0 <= item.duration_seconds <= 86400, f"{f}.duration_seconds", "0 to 86400")
-            v.check(0 <= item.rest_seconds <= 900, f"{f}.rest_seconds", "must be 0 to 900")
-            v.check(len(item.reason) <= 500, f"{f}.reason", "at most 500 characters")
-        v.raise_if_any()
-        performed_at = now if day == today else datetime.combine(day, time(12), UTC)
-        try:
-            with self._db.transaction() as s:
-                existing = self._load_wod(s, user_id, day)
-                if existing is not None:
-                    return _served_view(existing), False
-                wod = ServedWodRow(
-                    user_id=user_id, day=day, implementation=implementation, generated_at=now
-                )
-                s.add(wod)
-                s.flush()
-                for position, item in enumerate(items):
-                    s.add(
-                        HistoryRow(
-                            user_id=user_id,
-                            exercise_id=item.exercise_id,
-                            performed_at=performed_at,
-                            day=day,
-                            sets=item.sets,
-                            reps=item.reps,
-                            weight_kg=item.weight_kg,
-                            duration_seconds=item.duration_seconds,
-                            rest_seconds=item.rest_seconds,
-                            note=item.reason,
-                            source=SOURCE_WOD,
-                            wod_id=wod.id,
-                            position=position,
-                            created_at=now,
-                        )
-                    )
-                s.flush()
-                s.refresh(wod, ["items"])
-                return _served_view(wod), True
-        except IntegrityError:
-            # Another request recorded this day's WOD first: serve that one.
-            with self._db.transaction(write=False) as s:
-                existing = self._load_wod(s, user_id, day)
-                if existing is None:
-                    raise
-                return _served_view(existing), False
+            return exercise_ids_on(s, user_id, day)

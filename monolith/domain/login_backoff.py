@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from fitcore.db import dialect_insert
 from fitcore.errors import ResourceExhausted
-from monolith.db import dialect_insert
 from monolith.domain.common import as_utc
 from monolith.models import LoginAttemptRow
 

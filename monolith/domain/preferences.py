@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fitcore.clock import Clock
+from fitcore.db import Database, dialect_insert
 from fitcore.errors import Validator
-from monolith.db import Database, dialect_insert
 from monolith.domain.common import user_or_not_found
 from monolith.models import PreferencesRow
 

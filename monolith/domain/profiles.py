@@ -13,12 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fitcore.clock import Clock
+from fitcore.db import Database, dialect_insert
 from fitcore.errors import Validator
-from monolith.db import Database, dialect_insert
+from fitrules.days import is_known_zone
 from monolith.domain.accounts import check_name
 from monolith.domain.common import (
+    AfterUserData,
     as_utc,
     newest_first_page,
+    no_hook,
     user_or_not_found,
 )
 from monolith.models import (
@@ -40,6 +43,8 @@ GOAL_ALIASES = {
 }
 SEXES = ("male", "female")
 EXPERIENCE = ("beginner", "intermediate", "advanced")
+# Daily activity outside training, for energy estimates (the factors: fitrules.nutrition).
+ACTIVITY_LEVELS = ("sedentary", "light", "moderate", "active", "very_active")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class ProfileView:
     birth_year: int
     sex: str
     experience: str
+    activity_level: str = ""
+    time_zone: str = ""
 
 
 @dataclass
@@ -64,6 +71,8 @@ class ProfileChanges:
     birth_year: int | None = None
     sex: str | None = None
     experience: str | None = None
+    activity_level: str | None = None
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,21 @@ def _check_body(
     return normalized
 
 
+def _check_habits(v: Validator, activity_level: str | None, time_zone: str | None) -> None:
+    if activity_level:
+        v.check(
+            activity_level in ACTIVITY_LEVELS,
+            "activity_level",
+            f"must be one of {', '.join(ACTIVITY_LEVELS)}",
+        )
+    if time_zone:
+        v.check(
+            is_known_zone(time_zone),
+            "time_zone",
+            "must be an IANA time zone name such as Europe/Paris",
+        )
+
+
 def _check_person(
     v: Validator, now: datetime, birth_year: int | None, sex: str | None, experience: str | None
 ) -> None:
@@ -123,7 +147,7 @@ def _check_person(
 
 def _profile_view(user: UserRow, profile: ProfileRow | None) -> ProfileView:
     if profile is None:
-        return ProfileView(user.email, user.name, 0.0, 0.0, "", False, 0, "", "")
+        return ProfileView(user.email, user.name, 0.0, 0.0, "", False, 0, "", "", "", "")
     return ProfileView(
         email=user.email,
         name=user.name,
@@ -134,6 +158,8 @@ def _profile_view(user: UserRow, profile: ProfileRow | None) -> ProfileView:
         birth_year=profile.birth_year or 0,
         sex=profile.sex or "",
         experience=profile.experience or "",
+        activity_level=profile.activity_level or "",
+        time_zone=profile.time_zone or "",
     )
 
 
@@ -150,9 +176,12 @@ def _metric_view(row: BodyMetricRow) -> MetricView:
 
 
 class Profiles:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, after_weight: AfterUserData = no_hook) -> None:
         self._db = db
         self._clock = clock
+        # Goals follow the body weight (weight_loss, muscle_gain): settled in the same
+        # transaction as each new weight.
+        self._after_weight = after_weight
 
     # -- profile ------------------------------------------------------------------------
 
@@ -189,6 +218,8 @@ class Profiles:
         birth_year: int = 0,
         sex: str = "",
         experience: str = "",
+        activity_level: str = "",
+        time_zone: str = "",
     ) -> ProfileView:
         v = Validator()
         now = self._clock.now()
@@ -197,6 +228,7 @@ class Profiles:
         v.check(bool(fitness_goal.strip()), "fitness_goal", "is required")
         goal = _check_body(v, weight or None, height or None, fitness_goal or None)
         _check_person(v, now, birth_year or None, sex or None, experience or None)
+        _check_habits(v, activity_level or None, time_zone or None)
         v.raise_if_any()
         with self._db.transaction() as s:
             user = user_or_not_found(s, user_id)
@@ -207,10 +239,13 @@ class Profiles:
             profile.birth_year = birth_year or profile.birth_year
             profile.sex = sex or profile.sex
             profile.experience = experience or profile.experience
+            profile.activity_level = activity_level or profile.activity_level
+            profile.time_zone = time_zone or profile.time_zone
             profile.onboarded = True
             profile.updated_at = now
             s.add(BodyMetricRow(user_id=user_id, measured_at=now, weight_kg=weight, note=""))
             s.flush()
+            self._after_weight(s, user_id)
             return _profile_view(user, profile)
 
     def update_profile(self, user_id: int, changes: ProfileChanges) -> ProfileView:
@@ -220,6 +255,7 @@ class Profiles:
             changes.name = check_name(changes.name, v)
         goal = _check_body(v, changes.weight, changes.height, changes.fitness_goal)
         _check_person(v, now, changes.birth_year, changes.sex, changes.experience)
+        _check_habits(v, changes.activity_level, changes.time_zone)
         v.raise_if_any()
         with self._db.transaction() as s:
             user = user_or_not_found(s, user_id)
@@ -240,11 +276,17 @@ class Profiles:
                 profile.sex = changes.sex or None
             if changes.experience is not None:
                 profile.experience = changes.experience or None
+            if changes.activity_level is not None:
+                profile.activity_level = changes.activity_level or None
+            if changes.time_zone is not None:
+                profile.time_zone = changes.time_zone or None
             profile.onboarded = bool(
                 profile.weight_kg and profile.height_cm and profile.fitness_goal
             )
             profile.updated_at = now
             s.flush()
+            if changes.weight is not None:
+                self._after_weight(s, user_id)
             return _profile_view(user, profile)
 
     # -- body metrics -------------------------------------------------------------------
@@ -305,6 +347,7 @@ class Profiles:
             if profile is not None and (latest is None or as_utc(latest) <= measured_at):
                 profile.weight_kg = metric.weight_kg
             s.flush()
+            self._after_weight(s, user_id)
             return _metric_view(row)
 
     def list_metrics(

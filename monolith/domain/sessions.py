@@ -24,9 +24,9 @@ from sqlalchemy import select, update
 
 from fitcore.auth import Principal, token_revoked
 from fitcore.clock import Clock
+from fitcore.db import Database
 from fitcore.errors import FieldViolation, InvalidArgument, Validator
 from fitcore.token_versions import DEFAULT_TTL_SECONDS, TokenVersionCache
-from monolith.db import Database
 from monolith.domain.accounts import MAX_PASSWORD, MIN_PASSWORD, TokenGrant
 from monolith.domain.login_backoff import LoginBackoff, attempt_key
 from monolith.domain.passwords import Passwords

@@ -24,6 +24,8 @@ TABLES = {
     "exercise_history",
     "bootstrap_claim",
     "login_attempts",
+    "goals",
+    "workout_sessions",
 }
 
 

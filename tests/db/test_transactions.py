@@ -1,4 +1,4 @@
-"""monolith.db on real databases: SQLite write locking, timeouts, and failures that map to
+"""fitcore.db on real databases: SQLite write locking, timeouts, and failures that map to
 UNAVAILABLE / DEADLINE_EXCEEDED instead of INTERNAL."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from devtools.ports import free_port
+from fitcore.db import Database, db_error_to_service_error, make_engine
 from fitcore.errors import DeadlineExceeded, Unavailable
-from monolith.db import Database, db_error_to_service_error, make_engine
 from tests.conftest import Databases
 
 

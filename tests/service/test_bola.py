@@ -14,15 +14,19 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from types import ModuleType
 
 import grpc
 import pytest
 from fitco.catalog.v1 import catalog_pb2
 from fitco.coach.v1 import coach_pb2
+from fitco.goals.v1 import goals_pb2, goals_pb2_grpc
 from fitco.history.v1 import history_pb2
 from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
+from fitco.nutrition.v1 import nutrition_pb2, nutrition_pb2_grpc
 from fitco.system.v1 import system_pb2
+from fitco.training.v1 import training_pb2, training_pb2_grpc
 from fitco.user.v1 import user_pb2
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
@@ -30,6 +34,10 @@ from fitcore.access import Access, access_of
 from tests.conftest import Client, RunningMonolith, UserSession, onboard, register
 from tests.rpc import error_reason, expect_error
 from tests.service.inproc import RunningCoach, running_coach
+from tests.service.premium import (
+    billing_database,  # noqa: F401 - the premium_billing_url fixture
+    running_billing,
+)
 
 # Each per-user RPC and the test(s) below that show another user cannot reach its data.
 CASES = {
@@ -50,6 +58,19 @@ CASES = {
     "fitco.history.v1.HistoryService/ListExercisesOnDay": "test_history_days",
     "fitco.history.v1.HistoryService/GetServedWod": "test_served_wods_and_the_wod",
     "fitco.coach.v1.CoachService/GetWod": "test_served_wods_and_the_wod",
+    "fitco.coach.v1.CoachService/RegenerateWod": "test_regenerating_the_wod",
+    "fitco.training.v1.TrainingService/StartSession": "test_workout_sessions",
+    "fitco.training.v1.TrainingService/LogSet": "test_workout_sessions",
+    "fitco.training.v1.TrainingService/EndSession": "test_workout_sessions",
+    "fitco.training.v1.TrainingService/ListSessions": "test_workout_sessions",
+    "fitco.training.v1.TrainingService/GetSession": "test_workout_sessions",
+    "fitco.training.v1.TrainingService/GetStats": "test_workout_sessions",
+    "fitco.goals.v1.GoalService/CreateGoal": "test_goals",
+    "fitco.goals.v1.GoalService/ListGoals": "test_goals",
+    "fitco.goals.v1.GoalService/GetGoal": "test_goals",
+    "fitco.goals.v1.GoalService/UpdateGoal": "test_goals",
+    "fitco.goals.v1.GoalService/AbandonGoal": "test_goals",
+    "fitco.nutrition.v1.NutritionService/GetNutrition": "test_nutrition",
 }
 MODULES: tuple[ModuleType, ...] = (
     user_pb2,
@@ -58,6 +79,9 @@ MODULES: tuple[ModuleType, ...] = (
     catalog_pb2,
     legacy_pb2,
     system_pb2,
+    goals_pb2,
+    training_pb2,
+    nutrition_pb2,
 )
 
 
@@ -266,6 +290,82 @@ def test_served_wods_and_the_wod(
     ]
 
 
+def test_regenerating_the_wod(
+    monolith: RunningMonolith, pair: Pair, premium_billing_url: str
+) -> None:
+    """RegenerateWod replaces the caller's own WOD only (keyed by user everywhere, the coach's
+    caches included): Bob's regeneration leaves Alice's WOD as it was served, and her
+    allowance untouched."""
+    c, alice, bob = pair.c, pair.alice, pair.bob
+    with (
+        running_billing(monolith, premium_billing_url) as billing,
+        running_coach(monolith, FITCO_BILLING_TARGET=billing.target) as coach,
+    ):
+        billing.upgrade(alice)
+        billing.upgrade(bob)
+        alice_wod = coach.coach.GetWod(coach_pb2.GetWodRequest(), metadata=alice.md)
+        coach.coach.GetWod(coach_pb2.GetWodRequest(), metadata=bob.md)
+        new = coach.coach.RegenerateWod(coach_pb2.RegenerateWodRequest(), metadata=bob.md)
+        assert new.regenerations_left == 2 and new.wod.fitness_goal == "endurance"
+        again = coach.coach.GetWod(coach_pb2.GetWodRequest(), metadata=alice.md)
+        assert [e.id for e in again.exercises] == [e.id for e in alice_wod.exercises]
+        alice_served = c.history.GetServedWod(
+            history_pb2.GetServedWodRequest(day=alice_wod.day), metadata=alice.md
+        ).wod
+        assert alice_served.regenerations == 0
+        assert [i.exercise_id for i in alice_served.items] == [e.id for e in alice_wod.exercises]
+        bob_served = c.history.GetServedWod(
+            history_pb2.GetServedWodRequest(day=new.wod.day), metadata=bob.md
+        ).wod
+        assert bob_served.regenerations == 1 and bob_served.id != alice_served.id
+        assert [i.exercise_id for i in bob_served.items] == [e.id for e in new.wod.exercises]
+        mine = coach.coach.RegenerateWod(coach_pb2.RegenerateWodRequest(), metadata=alice.md)
+        assert mine.regenerations_left == 2  # Bob's regeneration was not counted as hers
+
+
+def test_nutrition(monolith: RunningMonolith, pair: Pair, coach: RunningCoach) -> None:
+    """The coach computes each plan from the caller's own profile and metrics (read with the
+    caller's token): Bob never gets a plan from Alice's data, nor Alice from his."""
+    c, alice, bob = pair.c, pair.alice, pair.bob
+    nutrition = nutrition_pb2_grpc.NutritionServiceStub(coach.channel)
+    year = monolith.clock.now().year
+    c.users.UpdateProfile(
+        user_pb2.UpdateProfileRequest(
+            birth_year=wrappers_pb2.Int32Value(value=year - 30),
+            sex=wrappers_pb2.StringValue(value="male"),
+        ),
+        metadata=alice.md,
+    )
+    c.users.RecordBodyMetric(
+        user_pb2.RecordBodyMetricRequest(weight_kg=80, body_fat_percent=20), metadata=alice.md
+    )
+    alice_plan = nutrition.GetNutrition(nutrition_pb2.GetNutritionRequest(), metadata=alice.md)
+    assert (alice_plan.bmr_formula, alice_plan.goal) == ("katch_mcardle", "muscle_gain")
+    # Bob's profile lacks what Alice's has: his own refusal, never her numbers.
+    err = expect_error(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        lambda: nutrition.GetNutrition(nutrition_pb2.GetNutritionRequest(), metadata=bob.md),
+    )
+    assert error_reason(err) == "PROFILE_INCOMPLETE" and "birth_year, sex" in str(err.details())
+    c.users.UpdateProfile(
+        user_pb2.UpdateProfileRequest(
+            birth_year=wrappers_pb2.Int32Value(value=year - 50),
+            sex=wrappers_pb2.StringValue(value="female"),
+        ),
+        metadata=bob.md,
+    )
+    c.users.RecordBodyMetric(user_pb2.RecordBodyMetricRequest(weight_kg=99), metadata=bob.md)
+    bob_plan = nutrition.GetNutrition(nutrition_pb2.GetNutritionRequest(), metadata=bob.md)
+    assert (bob_plan.bmr_formula, bob_plan.goal, bob_plan.age) == (
+        "mifflin_st_jeor",
+        "endurance",
+        50,
+    )
+    assert bob_plan.weight_kg == 99
+    again = nutrition.GetNutrition(nutrition_pb2.GetNutritionRequest(), metadata=alice.md)
+    assert again == alice_plan
+
+
 def test_account(pair: Pair) -> None:
     """Changing a password or logging out acts on the caller's account only."""
     c, alice, bob = pair.c, pair.alice, pair.bob
@@ -283,3 +383,98 @@ def test_account(pair: Pair) -> None:
         "Alice"
     )
     c.users.Login(user_pb2.LoginRequest(email=alice.email, password=alice.password))
+
+
+def test_goals(monolith: RunningMonolith, pair: Pair) -> None:
+    """Bob can neither read, change nor abandon Alice's goal (NOT_FOUND, worded like an id
+    nobody has), does not see it listed, and his goals move only his profile's fitness_goal."""
+    c, alice, bob = pair.c, pair.alice, pair.bob
+    goals = goals_pb2_grpc.GoalServiceStub(c.channel)
+    day = (monolith.clock.now().date() + timedelta(days=30)).isoformat()
+    mine = goals.CreateGoal(
+        goals_pb2.CreateGoalRequest(kind="weight_loss", target_value=75, target_date=day),
+        metadata=alice.md,
+    ).goal
+    theirs = goals.CreateGoal(
+        goals_pb2.CreateGoalRequest(
+            kind="strength", target_value=100, target_date=day, exercise_id=1
+        ),
+        metadata=bob.md,
+    ).goal
+    missing = mine.id + 1_000_000
+
+    def bob_tries(what: str, goal_id: int) -> grpc.Call:
+        def call() -> object:
+            if what == "get":
+                return goals.GetGoal(goals_pb2.GetGoalRequest(goal_id=goal_id), metadata=bob.md)
+            if what == "update":
+                return goals.UpdateGoal(
+                    goals_pb2.UpdateGoalRequest(
+                        goal_id=goal_id, target_value=wrappers_pb2.DoubleValue(value=60)
+                    ),
+                    metadata=bob.md,
+                )
+            return goals.AbandonGoal(goals_pb2.AbandonGoalRequest(goal_id=goal_id), metadata=bob.md)
+
+        return expect_error(grpc.StatusCode.NOT_FOUND, call)
+
+    for what in ("get", "update", "abandon"):
+        alices, nobodys = bob_tries(what, mine.id), bob_tries(what, missing)
+        assert _not_found_message(alices, mine.id) == _not_found_message(nobodys, missing)
+        assert error_reason(alices) == error_reason(nobodys) == "GOAL_NOT_FOUND"
+    listed = goals.ListGoals(goals_pb2.ListGoalsRequest(), metadata=bob.md).goals
+    assert [g.id for g in listed] == [theirs.id]
+    still = goals.GetGoal(goals_pb2.GetGoalRequest(goal_id=mine.id), metadata=alice.md).goal
+    assert (still.status, still.target_value, still.primary) == ("ACTIVE", 75, True)
+    profile = c.users.GetProfile(user_pb2.GetProfileRequest(), metadata=alice.md).profile
+    assert profile.fitness_goal == "weight_loss"
+    bob_profile = c.users.GetProfile(user_pb2.GetProfileRequest(), metadata=bob.md).profile
+    assert bob_profile.fitness_goal == "strength"
+
+
+def test_workout_sessions(pair: Pair) -> None:
+    """Alice's session and sets: Bob's ids for them answer NOT_FOUND, worded like ids nobody
+    has; his lists, stats and his own active session know nothing of hers."""
+    c, alice, bob = pair.c, pair.alice, pair.bob
+    training = training_pb2_grpc.TrainingServiceStub(c.channel)
+    session = training.StartSession(training_pb2.StartSessionRequest(), metadata=alice.md).session
+    logged = training.LogSet(
+        training_pb2.LogSetRequest(
+            session_id=session.id, exercise_id=1, reps=5, weight=90, client_set_id="a-1"
+        ),
+        metadata=alice.md,
+    ).set
+    missing = session.id + 1_000_000
+    calls = {
+        "GetSession": lambda sid: training.GetSession(
+            training_pb2.GetSessionRequest(session_id=sid), metadata=bob.md
+        ),
+        "LogSet": lambda sid: training.LogSet(
+            training_pb2.LogSetRequest(
+                session_id=sid, exercise_id=1, reps=5, weight=90, client_set_id="a-1"
+            ),
+            metadata=bob.md,
+        ),
+        "EndSession": lambda sid: training.EndSession(
+            training_pb2.EndSessionRequest(session_id=sid), metadata=bob.md
+        ),
+    }
+    for name, call in calls.items():
+        theirs = expect_error(grpc.StatusCode.NOT_FOUND, partial(call, session.id))
+        nobodys = expect_error(grpc.StatusCode.NOT_FOUND, partial(call, missing))
+        assert _not_found_message(theirs, session.id) == _not_found_message(nobodys, missing), name
+        assert error_reason(theirs) == error_reason(nobodys), name
+    # Bob's own session starts although Alice's is active; his list and stats are his.
+    bobs = training.StartSession(training_pb2.StartSessionRequest(), metadata=bob.md).session
+    listed = training.ListSessions(training_pb2.ListSessionsRequest(), metadata=bob.md).sessions
+    assert [s.id for s in listed] == [bobs.id]
+    stats = training.GetStats(training_pb2.GetStatsRequest(), metadata=bob.md)
+    assert (stats.streak_days, list(stats.personal_records)) == (0, [])
+    assert not stats.muscle_group_sets
+    # Alice's session is untouched: still active, with her one set.
+    mine = training.GetSession(
+        training_pb2.GetSessionRequest(session_id=session.id), metadata=alice.md
+    ).session
+    assert (mine.status, [s.id for s in mine.sets]) == ("ACTIVE", [logged.id])
+    alice_stats = training.GetStats(training_pb2.GetStatsRequest(), metadata=alice.md)
+    assert [r.exercise_id for r in alice_stats.personal_records] == [1]

@@ -1,5 +1,6 @@
-"""INTERNAL RPCs (RecordWod): only a fitco service with a valid service token may call them, and
-it acts for the user whose token it forwards. A user's or an admin's token alone is refused."""
+"""INTERNAL RPCs (RecordWod, ExtendWod, ReplaceWod): only a fitco service with a valid service
+token may call them, and it acts for the user whose token it forwards. A user's or an admin's
+token alone is refused."""
 
 from __future__ import annotations
 
@@ -183,3 +184,82 @@ def test_the_coach_records_its_wod_through_the_monolith(monolith: RunningMonolit
     )
     assert served.wod.implementation == "coach"
     assert [i.exercise_id for i in served.wod.items] == [e.id for e in wod.exercises]
+
+
+def _replace(
+    monolith: RunningMonolith, served: history_pb2.ServedWod
+) -> history_pb2.ReplaceWodRequest:
+    return history_pb2.ReplaceWodRequest(
+        day=served.day,
+        implementation="coach",
+        items=[history_pb2.WodItem(exercise_id=i, sets=3, reps=10) for i in range(20, 26)],
+        regenerations=served.regenerations,
+        max_regenerations=3,
+    )
+
+
+def _extend(served: history_pb2.ServedWod) -> history_pb2.ExtendWodRequest:
+    return history_pb2.ExtendWodRequest(
+        day=served.day,
+        wod_id=served.id,
+        items=[history_pb2.WodItem(exercise_id=i, sets=3, reps=10) for i in range(30, 36)],
+        size=9,
+    )
+
+
+def test_extend_and_replace_wod_refuse_a_user_token_alone(monolith: RunningMonolith) -> None:
+    """The top-up and the regeneration of a WOD are INTERNAL like RecordWod: a user cannot
+    grow or swap their WOD (nor skip the plan's regeneration limit) by calling them."""
+    user = register(monolith.client)
+    served = monolith.client.history.RecordWod(
+        _wod(monolith), metadata=user.md + service_md(monolith.key_dir)
+    ).wod
+    for call in (
+        lambda: monolith.client.history.ReplaceWod(_replace(monolith, served), metadata=user.md),
+        lambda: monolith.client.history.ExtendWod(_extend(served), metadata=user.md),
+    ):
+        err = expect_error(grpc.StatusCode.PERMISSION_DENIED, call)
+        assert error_reason(err) == "SERVICE_IDENTITY_REQUIRED"
+    expect_error(
+        grpc.StatusCode.UNAUTHENTICATED,
+        lambda: monolith.client.history.ReplaceWod(
+            _replace(monolith, served), metadata=service_md(monolith.key_dir)
+        ),
+    )
+    after = monolith.client.history.GetServedWod(
+        history_pb2.GetServedWodRequest(day=served.day), metadata=user.md
+    ).wod
+    assert after == served
+
+
+def test_the_coach_extends_and_replaces_the_users_own_wod(monolith: RunningMonolith) -> None:
+    """With its service token, acting for the user whose token it forwards: that user's WOD
+    only; another user's stays as it was."""
+    alice, bob = register(monolith.client), register(monolith.client)
+    internal = service_md(monolith.key_dir)
+    alice_wod = monolith.client.history.RecordWod(_wod(monolith), metadata=alice.md + internal).wod
+    bob_wod = monolith.client.history.RecordWod(_wod(monolith), metadata=bob.md + internal).wod
+    extended = monolith.client.history.ExtendWod(_extend(bob_wod), metadata=bob.md + internal)
+    assert extended.extended and [i.exercise_id for i in extended.wod.items] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        30,
+        31,
+        32,
+    ]
+    replaced = monolith.client.history.ReplaceWod(
+        _replace(monolith, extended.wod), metadata=bob.md + internal
+    )
+    assert replaced.replaced and replaced.wod.regenerations == 1
+    assert [i.exercise_id for i in replaced.wod.items] == list(range(20, 26))
+    # Alice's WOD id with Bob's token names Bob's day: nothing of hers is reached or changed.
+    theirs = monolith.client.history.ExtendWod(_extend(alice_wod), metadata=bob.md + internal)
+    assert not theirs.extended and theirs.wod.id == bob_wod.id
+    mine = monolith.client.history.GetServedWod(
+        history_pb2.GetServedWodRequest(day=alice_wod.day), metadata=alice.md
+    ).wod
+    assert mine == alice_wod

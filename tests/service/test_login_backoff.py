@@ -27,11 +27,11 @@ from grpc_status import rpc_status
 from sqlalchemy import select, update
 
 from fitcore.clock import FixedClock
+from fitcore.db import Database, make_engine
 from fitcore.errors import ResourceExhausted, ServiceError, Unauthenticated
 from fitcore.keys import load_private_key
 from fitcore.settings import token_settings
 from monolith.app import build
-from monolith.db import Database, make_engine
 from monolith.domain.accounts import Accounts
 from monolith.domain.login_backoff import BackoffPolicy, LoginBackoff, attempt_key
 from monolith.domain.passwords import Passwords, owasp_hasher

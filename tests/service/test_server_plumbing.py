@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fitcore.clock import FixedClock
 from monolith.app import build
-from monolith.domain.history import ServedWodView
+from monolith.domain.legacy_wod import LegacyAnswer
 from tests.conftest import RunningMonolith, client_for, make_env, onboard, register
 from tests.rpc import expect_error
 
@@ -73,7 +73,7 @@ def test_unexpected_errors_are_internal_without_leaking(monolith: RunningMonolit
     user = register(monolith.client)
     onboard(monolith.client, user)
 
-    def boom(_user_id: int) -> None:
+    def boom(_user_id: int, _size: int = 6) -> None:
         raise RuntimeError("secret stack detail: password=hunter2")
 
     legacy = monolith.app.legacy
@@ -97,10 +97,10 @@ def test_graceful_shutdown_finishes_in_flight_rpcs(monolith: RunningMonolith) ->
     original = legacy.todays_wod
     started = threading.Event()
 
-    def slow(user_id: int) -> ServedWodView:
+    def slow(user_id: int, size: int = 6) -> LegacyAnswer:
         started.set()
         time.sleep(0.8)
-        return original(user_id)
+        return original(user_id, size)
 
     legacy.todays_wod = slow  # type: ignore[method-assign]
     result: dict[str, object] = {}

@@ -18,6 +18,7 @@ from fitco.access.v1 import access_pb2
 from google.protobuf import descriptor_pb2
 
 import fitedge
+from billing.app import POLICY as BILLING_POLICY
 from coach.app import POLICY as COACH_POLICY
 from fitcore.access import Access, AccessTable
 from fitcore.auth import TokenSettings, TokenVerifier
@@ -73,12 +74,20 @@ def test_the_table_says_what_the_contracts_say() -> None:
 
 def test_the_services_policies_are_the_table() -> None:
     table = AccessTable.of_file_set(_descriptor_set())
-    served = {*MONOLITH_POLICY.table.services, *COACH_POLICY.table.services}
+    served = {
+        *MONOLITH_POLICY.table.services,
+        *COACH_POLICY.table.services,
+        *BILLING_POLICY.table.services,
+    }
     assert served == set(table.services)  # every service is served, by its descriptors
-    for policy in (MONOLITH_POLICY, COACH_POLICY):
+    assert BILLING_POLICY.table.services == ["fitco.billing.v1.BillingService"]
+    for policy in (MONOLITH_POLICY, COACH_POLICY, BILLING_POLICY):
         for rpc in policy.table:
             assert policy.for_method(rpc.path) is table.access(rpc.path) is rpc.access
-    assert COACH_POLICY.table.services == ["fitco.coach.v1.CoachService"]
+    assert COACH_POLICY.table.services == [
+        "fitco.coach.v1.CoachService",
+        "fitco.nutrition.v1.NutritionService",
+    ]
     assert MONOLITH_POLICY.for_method("/grpc.health.v1.Health/Check") is Access.PUBLIC
     assert MONOLITH_POLICY.for_method("/fitco.user.v1.UserService/Nope") is Access.UNSPECIFIED
     assert COACH_POLICY.for_method(RECORD_WOD) is Access.UNSPECIFIED  # not the coach's

@@ -181,7 +181,7 @@ def test_catalog_cache_without_data_reports_the_failure() -> None:
 
 
 def test_lru_cache_evicts_oldest_and_expires() -> None:
-    from coach.cache import LruCache
+    from fitcore.cache import LruCache
 
     clock = Clock()
     cache: LruCache[str, int] = LruCache(2, ttl_seconds=10, monotonic=clock)

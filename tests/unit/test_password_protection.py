@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from fitcore.db import db_error_to_service_error
 from fitcore.errors import DeadlineExceeded, ResourceExhausted, Unavailable
-from monolith.db import db_error_to_service_error
 from monolith.domain.login_backoff import BackoffPolicy, attempt_key, locked_error
 from monolith.domain.passwords import Passwords
 

@@ -1,17 +1,14 @@
-"""Unit tests for shared plumbing: errors, auth helpers, page tokens, clock, WOD rendering."""
+"""Unit tests for shared plumbing: errors, auth helpers, page tokens, clock."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fitco.catalog.v1 import catalog_pb2
-from fitco.history.v1 import history_pb2
 from google.rpc import error_details_pb2
 
 from fitcore.auth import TokenSettings, TokenVerifier, bearer_token
@@ -20,7 +17,6 @@ from fitcore.config import ConfigError, Env
 from fitcore.errors import InvalidArgument, Unauthenticated, Validator
 from fitcore.keys import ensure_dev_keys, load_bootstrap_key
 from fitcore.settings import clock_from_env
-from fitcore.wodview import kcal, render_wod
 from monolith.domain.common import decode_page_token, encode_page_token, page_size
 
 
@@ -102,33 +98,6 @@ def test_file_clock_moves_with_the_file(tmp_path: Path) -> None:
     (tmp_path / "offset").write_text(str(86400))
     moved = clock.now()
     assert 86399 < (moved - base).total_seconds() < 86460
-
-
-def test_render_wod_orders_items_and_estimates_energy() -> None:
-    squat = catalog_pb2.Exercise(id=16, name="Squats", measure="reps", met_value=5.0)
-    plank = catalog_pb2.Exercise(id=14, name="Plank", measure="seconds", met_value=2.8)
-    served = history_pb2.ServedWod(
-        day="2026-11-20",
-        implementation="coach",
-        items=[
-            history_pb2.WodItem(
-                exercise_id=14, position=1, sets=3, duration_seconds=30, rest_seconds=30
-            ),
-            history_pb2.WodItem(
-                exercise_id=16, position=0, sets=3, reps=10, weight_kg=40, rest_seconds=60
-            ),
-            history_pb2.WodItem(exercise_id=999, position=2, sets=3, reps=10),
-        ],
-    )
-    served.generated_at.FromDatetime(datetime(2026, 11, 20, 8, tzinfo=UTC))
-    out = render_wod(served, {16: squat, 14: plank}, fitness_goal="strength", body_weight_kg=80)
-    assert [e.id for e in out.exercises] == [16, 14]
-    assert out.exercises[0].suggested_weight == 40
-    # squats: 3 x 10 reps x 3 s + 2 x 60 s rest = 210 s; plank: 3 x 30 + 2 x 30 = 150 s
-    assert out.estimated_minutes == round(360 / 60)
-    expected = kcal(5.0, 80, 3.5) + kcal(2.8, 80, 2.5)
-    assert out.estimated_kcal == round(expected)
-    assert kcal(8.0, 70, 1) == pytest.approx(9.8)
 
 
 def test_cached_check_reuses_its_answer_for_the_ttl() -> None:

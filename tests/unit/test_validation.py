@@ -304,11 +304,17 @@ def test_declared_limits_agree_with_the_domain() -> None:
     assert set(schema(user_pb2.CompleteOnboardingRequest, "sex").enum) == set(profiles.SEXES)
     experience = schema(user_pb2.CompleteOnboardingRequest, "experience")
     assert set(experience.enum) == set(profiles.EXPERIENCE)
+    activity = schema(user_pb2.CompleteOnboardingRequest, "activity_level")
+    assert set(activity.enum) == set(profiles.ACTIVITY_LEVELS)
+    update_activity = schema(user_pb2.UpdateProfileRequest, "activity_level")
+    assert set(update_activity.enum) == {"", *profiles.ACTIVITY_LEVELS}
     assert set(schema(user_pb2.Preferences, "equipment").enum) == set(preferences.EQUIPMENT)
     assert set(schema(user_pb2.CreateUserRequest, "role").enum) == set(ROLES)
     wod = history_pb2.RecordWodRequest
     assert set(schema(wod, "implementation").enum) == set(history.IMPLEMENTATIONS)
     assert schema(wod, "items").max_items == history.MAX_WOD_ITEMS
+    assert set(schema(wod, "kind").enum) == {"", *history.WOD_KINDS}
+    assert schema(wod, "notes").max_items == history.MAX_WOD_NOTES
 
 
 # -- page tokens and timestamps never raise past validation --------------------------------
