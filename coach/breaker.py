@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import grpc
 from prometheus_client import Counter, Gauge
 
+from fitcore.clients import code_of
 from fitcore.errors import Unavailable
 
 T = TypeVar("T")
@@ -37,12 +38,6 @@ FAILURE_CODES = frozenset(
 BREAKER_STATE = Gauge("fitco_breaker_state", "0 closed, 1 half-open, 2 open", ["name"])
 BREAKER_REJECTED = Counter("fitco_breaker_rejected_total", "Calls refused while open", ["name"])
 BREAKER_OPENED = Counter("fitco_breaker_opened_total", "Times the breaker opened", ["name"])
-
-
-def code_of(exc: grpc.RpcError) -> grpc.StatusCode:
-    """The status of a failed call (grpc raises objects that are both RpcError and Call)."""
-    code = getattr(exc, "code", None)
-    return cast("grpc.StatusCode", code()) if callable(code) else grpc.StatusCode.UNKNOWN
 
 
 class State(Enum):

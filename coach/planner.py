@@ -1,23 +1,68 @@
 """The coach's WOD planner: pure, deterministic functions (no I/O).
 
-Given the user's goal, level, equipment, muscle groups to avoid, recent history and the catalog,
-choose and order a session and prescribe sets, reps, load and rest. The numbers live in
-`coach.prescription`, with their sources.
+Given the user's goal, level, equipment, muscle groups to avoid, time zone, weekly plan, recent
+history and the catalog, decide what kind of day today is (training, a planned rest day's
+recovery session, or a deload), then choose and order a session and prescribe sets, reps, load
+and rest. Rules live beside it: `coach.progression` (loads, deloads), `coach.volume` (weekly sets,
+training and rest days), `coach.recovery` (rest-day sessions); their numbers in
+`coach.prescription`, with sources; time estimates in `fitrules.wod`, shared with the renderer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from fitco.catalog.v1 import catalog_pb2
 
 from coach import prescription as rx
-from fitcore.clock import utc_day
+from coach.context import (
+    Exercises,
+    Groups,
+    PastEntry,
+    Plan,
+    PlannedItem,
+    UserContext,
+    entry_day,
+    group_names,
+    has_equipment,
+    kind_of,
+    primaries,
+    works_avoided,
+)
+from coach.progression import (
+    deload_note,
+    deload_sets,
+    deload_weight,
+    round_down,
+    working_load,
+)
+from coach.recovery import plan_recovery, role_of
+from coach.volume import (
+    rest_day_note,
+    shortfall,
+    training_day_note,
+    volume_note,
+    weekly_sets,
+)
+from fitrules.days import local_day, zone
+from fitrules.wod import item_seconds
+
+__all__ = [
+    "GOAL_LABELS",
+    "PastEntry",
+    "Plan",
+    "PlannedItem",
+    "UserContext",
+    "fatigued_groups",
+    "kind_of",
+    "plan_wod",
+    "primaries",
+    "session_minutes",
+]
 
 GOAL_LABELS = {
     "strength": "strength",
@@ -31,79 +76,18 @@ KIND_LABELS = {
     "isolation": "Isolation exercise",
     "core": "Core work",
     "cardio": "Cardio finisher",
+    "mobility": "Mobility work",
 }
-
-
-@dataclass(frozen=True)
-class UserContext:
-    user_id: int
-    fitness_goal: str
-    experience: str
-    body_weight_kg: float
-    equipment: frozenset[str]
-    avoid_muscle_group_ids: frozenset[int]
-    session_minutes: int
-
-
-@dataclass(frozen=True)
-class PastEntry:
-    exercise_id: int
-    performed_at: datetime
-    day: date
-    sets: int
-    reps: int
-    weight_kg: float
-    duration_seconds: int
-    source: str
-
-
-@dataclass(frozen=True)
-class PlannedItem:
-    exercise_id: int
-    sets: int
-    reps: int
-    weight_kg: float
-    duration_seconds: int
-    rest_seconds: int
-    reason: str
-
-
-Exercises = Mapping[int, catalog_pb2.Exercise]
-Groups = Mapping[int, catalog_pb2.MuscleGroup]
-
-
-def kind_of(e: catalog_pb2.Exercise) -> str:
-    if e.category == "cardio" or e.measure == "minutes":
-        return "cardio"
-    if e.category == "core":
-        return "core"
-    return "compound" if e.mechanic == "compound" else "isolation"
+ORDER_RANK = {"compound": 0, "isolation": 1, "core": 2, "cardio": 3, "mobility": 4}
 
 
 def slot_accepts(slot: str, e: catalog_pb2.Exercise) -> bool:
     kind = kind_of(e)
     if slot == "any":
-        return kind != "cardio"
+        return kind not in ("cardio", "mobility")
     if slot == "strength":
         return kind in ("compound", "isolation")
     return kind == slot
-
-
-def primaries(e: catalog_pb2.Exercise) -> list[catalog_pb2.MuscleGroupImpact]:
-    return [m for m in e.muscle_groups if m.is_primary]
-
-
-def has_equipment(e: catalog_pb2.Exercise, available: frozenset[str]) -> bool:
-    if not available:  # nothing said: a fully equipped gym
-        return True
-    return set(e.equipment_needed) <= available | {"bodyweight"}
-
-
-def works_avoided(e: catalog_pb2.Exercise, avoid: frozenset[int]) -> bool:
-    return any(
-        m.id in avoid and (m.is_primary or m.intensity >= rx.AVOID_INTENSITY)
-        for m in e.muscle_groups
-    )
 
 
 def recovery_hours(group: catalog_pb2.MuscleGroup | None) -> int:
@@ -115,11 +99,13 @@ def recovery_hours(group: catalog_pb2.MuscleGroup | None) -> int:
 def fatigued_groups(
     history: Sequence[PastEntry], exercises: Exercises, groups: Groups, now: datetime
 ) -> dict[int, datetime]:
-    """Muscle groups trained hard recently enough to still be recovering: id -> last time."""
+    """Muscle groups trained hard recently enough to still be recovering: id -> last time.
+    Light work (what a recovery session uses: stretches, easy holds, light cardio) does not
+    count: the 48-72 h rule is about resistance work."""
     last: dict[int, datetime] = {}
     for entry in history:
         exercise = exercises.get(entry.exercise_id)
-        if exercise is None or entry.performed_at > now:
+        if exercise is None or entry.performed_at > now or role_of(exercise) is not None:
             continue
         for m in primaries(exercise):
             if m.intensity >= rx.HARD_INTENSITY and entry.performed_at > last.get(
@@ -144,6 +130,14 @@ def _tier(e: catalog_pb2.Exercise, cap: int, fatigued: Mapping[int, datetime]) -
     return (2 if tired else 0) + (1 if e.difficulty > cap else 0)
 
 
+@dataclass(frozen=True)
+class _Week:
+    """This week's sets per primary muscle group and the goal's weekly target."""
+
+    sets: Mapping[int, int]
+    target: int
+
+
 def _score(
     e: catalog_pb2.Exercise,
     jitter: float,
@@ -151,12 +145,16 @@ def _score(
     covered: set[int],
     parts: set[str],
     groups: Groups,
+    week: _Week,
 ) -> float:
-    """Prefer new muscle groups and body parts, then the ideal tier; jitter breaks ties."""
+    """Prefer muscle groups short of the week's target, new muscle groups and body parts, then
+    the ideal tier; jitter breaks ties."""
     prim = {m.id for m in primaries(e)}
     body = {groups[g].body_part for g in prim if g in groups}
+    short, _ = shortfall(e, week.sets, week.target)
     return (
         jitter
+        + rx.VOLUME_WEIGHT * short
         + 0.5 * len(prim - covered)
         - 1.0 * len(prim & covered)
         + (0.3 if body - parts else 0.0)
@@ -171,6 +169,7 @@ def _choose(
     size: int,
     rng: random.Random,
     groups: Groups,
+    week: _Week,
 ) -> list[tuple[catalog_pb2.Exercise, str]]:
     chosen: list[tuple[catalog_pb2.Exercise, str]] = []
     covered: set[int] = set()
@@ -183,12 +182,12 @@ def _choose(
             break
         matching = (
             [e for e in remaining if slot_accepts(slot, e)]
-            or [e for e in remaining if kind_of(e) != "cardio"]
+            or [e for e in remaining if slot_accepts("any", e)]
             or remaining
         )
-
         scores = {
-            e.id: _score(e, jitter[e.id], tiers[e.id], covered, parts, groups) for e in matching
+            e.id: _score(e, jitter[e.id], tiers[e.id], covered, parts, groups, week)
+            for e in matching
         }
         best = max(matching, key=lambda e: (scores[e.id], -e.id))
         chosen.append((best, kind_of(best)))
@@ -200,23 +199,10 @@ def _choose(
 
 
 def _order_key(e: catalog_pb2.Exercise, groups: Groups) -> tuple[int, int, float, int]:
-    rank = {"compound": 0, "isolation": 1, "core": 2, "cardio": 3}[kind_of(e)]
     prim = primaries(e)
     large = any(groups.get(m.id) is not None and groups[m.id].size == "large" for m in prim)
     strongest = max((m.intensity for m in prim), default=0.0)
-    return (rank, 0 if large else 1, -strongest, e.id)
-
-
-def _round_down(kg: float, equipment: str) -> float:
-    step = rx.LOAD_STEP.get(equipment, 0.5)
-    value = math.floor(kg / step + 1e-9) * step
-    return max(value, rx.MIN_LOAD.get(equipment, step if kg > 0 else 0.0))
-
-
-def _region(e: catalog_pb2.Exercise, groups: Groups) -> str:
-    prim = sorted(primaries(e), key=lambda m: -m.intensity)
-    group = groups.get(prim[0].id) if prim else None
-    return group.region if group is not None else "upper"
+    return (ORDER_RANK[kind_of(e)], 0 if large else 1, -strongest, e.id)
 
 
 @dataclass
@@ -228,75 +214,79 @@ class _Rx:
     rest: int
     note: str
 
+    @property
+    def seconds(self) -> float:
+        return item_seconds(self.sets, self.reps, self.duration, self.rest)
+
+
+@dataclass(frozen=True)
+class _Day:
+    """What the planner decided about today, shared by the prescriptions."""
+
+    goal: str
+    level: str
+    now: datetime
+    tz: tzinfo
+    deload: bool
+
 
 def _prescribe(
     e: catalog_pb2.Exercise,
     user: UserContext,
-    goal: str,
-    level: str,
+    day: _Day,
     history: Sequence[PastEntry],
     groups: Groups,
 ) -> _Rx:
-    p = rx.GOALS[goal]
-    if e.measure == "minutes" or kind_of(e) == "cardio":
+    p = rx.GOALS[day.goal]
+    if kind_of(e) == "cardio":
         return _Rx(1, 0, 0.0, p.cardio_seconds, 0, "")
-    sets = p.sets + (1 if level == "advanced" and goal in rx.ADVANCED_EXTRA_SET_GOALS else 0)
-    if level == "beginner":
+    sets = p.sets + (
+        1 if day.level == "advanced" and day.goal in rx.ADVANCED_EXTRA_SET_GOALS else 0
+    )
+    if day.level == "beginner":
         sets = min(sets, rx.BEGINNER_MAX_SETS)
+    if day.deload:
+        sets = deload_sets(sets)
     if e.measure == "seconds":
-        return _Rx(sets, 0, 0.0, rx.HOLD_SECONDS[level], min(p.rest_seconds, 60), "")
+        return _Rx(sets, 0, 0.0, rx.HOLD_SECONDS[day.level], min(p.rest_seconds, 60), "")
     reps = p.reps
     load = p.load
-    if level == "beginner":
+    if day.level == "beginner":
         low, high = rx.BEGINNER_REPS
         reps = min(max(reps, low), high)
         load = rx.BEGINNER_LOAD
-    weight = 0.0
-    note = ""
-    if e.rm_bodyweight_ratio > 0:
-        body = user.body_weight_kg or rx.DEFAULT_BODY_WEIGHT_KG
-        one_rm = e.rm_bodyweight_ratio * body * rx.EXPERIENCE_STRENGTH[level]
-        weight = _round_down(one_rm * load, e.equipment)
-        logged = [
-            h for h in history if h.exercise_id == e.id and h.source == "logged" and h.weight_kg > 0
-        ]
-        if logged:
-            last = max(logged, key=lambda h: h.performed_at)
-            weight = last.weight_kg
-            note = f" Same load as last time ({last.weight_kg:g} kg)."
-            if last.reps >= reps + rx.PROGRESSION_EXTRA_REPS:
-                step = max(
-                    rx.LOAD_STEP.get(e.equipment, 1.0), rx.PROGRESSION_MIN_KG[_region(e, groups)]
-                )
-                weight = last.weight_kg + step
-                note = (
-                    f" You did {last.reps} reps at {last.weight_kg:g} kg last time: +{step:g} kg."
-                )
+    if e.rm_bodyweight_ratio <= 0:  # bodyweight: no load to prescribe
+        return _Rx(sets, reps, 0.0, 0, p.rest_seconds, "")
+    body = user.body_weight_kg or rx.DEFAULT_BODY_WEIGHT_KG
+    one_rm = e.rm_bodyweight_ratio * body * rx.EXPERIENCE_STRENGTH[day.level]
+    estimate = round_down(one_rm * load, e.equipment)
+    chosen = working_load(e, reps, estimate, history, groups, day.now, day.tz)
+    weight, note = chosen.weight, chosen.note
+    if day.deload:
+        weight = deload_weight(weight, e.equipment)
+        note += f" Deload: {weight:g} kg, {1 - rx.DELOAD_LOAD:.0%} less."
     return _Rx(sets, reps, weight, 0, p.rest_seconds, note)
 
 
-def _minutes(items: Sequence[_Rx]) -> float:
-    total = 0.0
-    for i in items:
-        if i.reps:
-            work = i.sets * i.reps * rx.SECONDS_PER_REP
-        elif i.sets > 1 or i.rest:
-            work = i.sets * i.duration
-        else:
-            work = i.duration
-        total += work + max(i.sets - 1, 0) * i.rest
-    return total / 60
+def session_minutes(items: Sequence[PlannedItem]) -> float:
+    """The planned session's length, as the WOD's renderer estimates it (fitrules.wod)."""
+    seconds = sum(item_seconds(i.sets, i.reps, i.duration_seconds, i.rest_seconds) for i in items)
+    return seconds / 60
 
 
 def _fit_session(items: list[_Rx], minutes: int, min_rest: int) -> None:
     """Shrink sets, then rest, until the session fits (or cannot shrink further)."""
     strength = [i for i in items if i.reps or (i.duration and i.rest)]
-    while _minutes(items) > minutes:
+
+    def total() -> float:
+        return sum(i.seconds for i in items) / 60
+
+    while total() > minutes:
         candidates = [i for i in strength if i.sets > rx.MIN_SETS]
         if not candidates:
             break
         max(candidates, key=lambda i: i.sets).sets -= 1
-    while _minutes(items) > minutes:
+    while total() > minutes:
         candidates = [i for i in strength if i.rest > min_rest]
         if not candidates:
             break
@@ -307,17 +297,23 @@ def _fit_session(items: list[_Rx], minutes: int, min_rest: int) -> None:
 def _reason(
     e: catalog_pb2.Exercise,
     label: str,
-    goal: str,
+    day: _Day,
     user: UserContext,
     tier: int,
     note: str,
+    week: _Week,
+    groups: Groups,
 ) -> str:
-    names = " and ".join(m.name for m in primaries(e)[:2]) or e.name
-    text = f"{KIND_LABELS.get(label, 'Exercise')} for {GOAL_LABELS[goal]}; works {names}."
+    text = (
+        f"{KIND_LABELS.get(label, 'Exercise')} for {GOAL_LABELS[day.goal]}; works {group_names(e)}."
+    )
     if tier >= 2:
         text += " Few fresh alternatives, so a recently trained group is worked again."
     elif label != "cardio":
         text += " Those muscles are rested."
+    short, group_id = shortfall(e, week.sets, week.target)
+    if short > 0 and label != "cardio" and group_id in groups:
+        text += volume_note(groups[group_id].name, week.sets.get(group_id, 0), week.target)
     if user.equipment and e.equipment not in ("bodyweight", "pool"):
         text += f" Uses your {e.equipment.replace('_', ' ')}."
     return (text + note)[:300]
@@ -330,12 +326,13 @@ def plan_wod(
     exercises: Exercises,
     muscle_groups: Groups,
     size: int = 6,
-) -> list[PlannedItem]:
+) -> Plan:
     goal = user.fitness_goal if user.fitness_goal in rx.GOALS else rx.DEFAULT_GOAL
     level = user.experience if user.experience in rx.DIFFICULTY_CAP else "beginner"
-    today = utc_day(now)
+    tz = zone(user.time_zone)
+    today = local_day(now, tz)
     yesterday = today - timedelta(days=1)
-    done_yesterday = {h.exercise_id for h in history if h.day == yesterday}
+    done_yesterday = {h.exercise_id for h in history if entry_day(h, tz) == yesterday}
     allowed = [
         e
         for _, e in sorted(exercises.items())
@@ -343,6 +340,13 @@ def plan_wod(
         and has_equipment(e, user.equipment)
         and not works_avoided(e, user.avoid_muscle_group_ids)
     ]
+    minutes = user.session_minutes or rx.DEFAULT_SESSION_MINUTES
+    rest = rest_day_note(history, today, tz, user.training_days_per_week)
+    if rest is not None:
+        rng = random.Random(_seed(user, today, "recovery", sorted(done_yesterday)))  # noqa: S311
+        items = plan_recovery(allowed, rng, minutes * 60)
+        if items:
+            return Plan("recovery", items, [rest])
     fatigued = fatigued_groups(history, exercises, muscle_groups, now)
     cap = rx.DIFFICULTY_CAP[level]
     tiers = {e.id: _tier(e, cap, fatigued) for e in allowed}
@@ -351,6 +355,7 @@ def plan_wod(
         pool += [e for e in allowed if tiers[e.id] == tier]
         if len(pool) >= size:
             break
+    week = _Week(weekly_sets(history, exercises, today, tz), rx.WEEKLY_SETS_TARGET[goal])
     rng = random.Random(  # noqa: S311 - variety, not security; seeded for determinism
         _seed(
             user,
@@ -363,13 +368,13 @@ def plan_wod(
             sorted(fatigued),
         )
     )
-    chosen = _choose(pool, tiers, rx.GOALS[goal].slots, size, rng, muscle_groups)
+    chosen = _choose(pool, tiers, rx.GOALS[goal].slots, size, rng, muscle_groups, week)
     chosen.sort(key=lambda pair: _order_key(pair[0], muscle_groups))
-    plans = [_prescribe(e, user, goal, level, history, muscle_groups) for e, _ in chosen]
-    _fit_session(
-        plans, user.session_minutes or rx.DEFAULT_SESSION_MINUTES, rx.GOALS[goal].min_rest_seconds
-    )
-    return [
+    deload = deload_note(history, exercises, today, tz)
+    day = _Day(goal, level, now, tz, deload is not None)
+    plans = [_prescribe(e, user, day, history, muscle_groups) for e, _ in chosen]
+    _fit_session(plans, minutes, rx.GOALS[goal].min_rest_seconds)
+    items = [
         PlannedItem(
             exercise_id=e.id,
             sets=p.sets,
@@ -377,7 +382,13 @@ def plan_wod(
             weight_kg=p.weight,
             duration_seconds=p.duration,
             rest_seconds=p.rest,
-            reason=_reason(e, label, goal, user, tiers[e.id], p.note),
+            reason=_reason(e, label, day, user, tiers[e.id], p.note, week, muscle_groups),
         )
         for (e, label), p in zip(chosen, plans, strict=True)
     ]
+    if deload is not None:
+        return Plan("deload", items, [deload])
+    notes = [training_day_note(history, today, tz, user.training_days_per_week)]
+    if rest is not None:  # a rest day without any light exercise available: train lightly
+        notes = [rest, "No light exercise fits your equipment today: a regular session."]
+    return Plan("training", items, notes)

@@ -82,7 +82,6 @@ def entry(exercise_id: int, hours_ago: float, source: str = "logged", **kw: obje
     values: dict[str, object] = {
         "exercise_id": exercise_id,
         "performed_at": at,
-        "day": at.date(),
         "sets": 3,
         "reps": 10,
         "weight_kg": 0.0,
@@ -96,7 +95,8 @@ def entry(exercise_id: int, hours_ago: float, source: str = "logged", **kw: obje
 def plan(
     u: UserContext | None = None, history: list[PastEntry] | None = None, **kw: object
 ) -> list[PlannedItem]:
-    return plan_wod(u or user(), kw.get("now", NOW), history or [], EXERCISES, GROUPS)  # type: ignore[arg-type]
+    now = kw.get("now", NOW)
+    return plan_wod(u or user(), now, history or [], EXERCISES, GROUPS).items  # type: ignore[arg-type]
 
 
 def test_six_distinct_exercises_with_reasons() -> None:
@@ -111,7 +111,7 @@ def test_never_yesterday(source: str) -> None:
     # Yesterday (UTC) the user did a large part of the catalog.
     done = list(EXERCISES)[::2]
     history = [entry(ex, hours_ago=20, source=source) for ex in done]
-    assert all(h.day == (NOW - timedelta(days=1)).date() for h in history)
+    assert all(h.performed_at.date() == (NOW - timedelta(days=1)).date() for h in history)
     for goal in rx.GOALS:
         items = plan(user(fitness_goal=goal), history)
         assert not {i.exercise_id for i in items} & set(done)
@@ -162,6 +162,15 @@ def test_recovery_48h_upper_72h_large_lower() -> None:
     assert 1 in fatigued_groups([entry(bench, 30)], EXERCISES, GROUPS, NOW)
 
 
+def test_light_work_does_not_need_recovery() -> None:
+    from coach.planner import fatigued_groups
+
+    walk, run = BY_NAME["Treadmill Brisk Walk"].id, BY_NAME["Treadmill Run"].id
+    quads = 14
+    assert quads not in fatigued_groups([entry(walk, 20, "wod")], EXERCISES, GROUPS, NOW)
+    assert quads in fatigued_groups([entry(run, 20, "wod")], EXERCISES, GROUPS, NOW)
+
+
 def test_recovery_is_relaxed_when_too_few_alternatives() -> None:
     # A tiny catalog: every exercise works the quadriceps, trained hard 30 h ago.
     small = {
@@ -183,7 +192,7 @@ def test_recovery_is_relaxed_when_too_few_alternatives() -> None:
         for i in range(1, 9)
     }
     history = [entry(1, 30)]  # 30 h ago is yesterday too: exercise 1 is excluded outright
-    items = plan_wod(user(), NOW, history, small, GROUPS)
+    items = plan_wod(user(), NOW, history, small, GROUPS).items
     assert len(items) == 6
     assert 1 not in {i.exercise_id for i in items}
     assert any("recently trained" in i.reason for i in items)
@@ -206,7 +215,7 @@ def test_order_compound_first_cardio_last() -> None:
     for goal in ("general_fitness", "weight_loss", "endurance"):
         items = plan(user(fitness_goal=goal))
         kinds = [kind_of(EXERCISES[i.exercise_id]) for i in items]
-        rank = {"compound": 0, "isolation": 1, "core": 2, "cardio": 3}
+        rank = {"compound": 0, "isolation": 1, "core": 2, "cardio": 3, "mobility": 4}
         assert [rank[k] for k in kinds] == sorted(rank[k] for k in kinds)
         assert kinds[-1] == "cardio"
     kinds = [kind_of(EXERCISES[i.exercise_id]) for i in plan(user(fitness_goal="strength"))]
@@ -250,38 +259,239 @@ def test_beginner_load_and_reps() -> None:
         assert (i.weight_kg / step) == int(i.weight_kg / step)  # rounded to what plates allow
 
 
+SIX = ["Bench Press", "Squats", "Barbell Rows", "Deadlifts", "Overhead Press", "Bicep Curls"]
+SMALL = {BY_NAME[n].id: BY_NAME[n] for n in SIX}  # six exercises: every one is in every plan
+BENCH, SQUATS = BY_NAME["Bench Press"].id, BY_NAME["Squats"].id
+
+
+def small_plan(history: list[PastEntry], **kw: object) -> dict[int, PlannedItem]:
+    u = user(fitness_goal="muscle_gain", **kw)
+    return {i.exercise_id: i for i in plan_wod(u, NOW, history, SMALL, GROUPS).items}
+
+
+def sets_of(
+    exercise_id: int, hours_ago: float, weight: float, *reps_rpe: tuple[int, float]
+) -> list[PastEntry]:
+    """One session's sets (one row per set, source "session")."""
+    return [
+        entry(
+            exercise_id,
+            hours_ago,
+            "session",
+            sets=1,
+            reps=r,
+            weight_kg=weight,
+            rpe=rpe,
+            session_id=1,
+        )
+        for r, rpe in reps_rpe
+    ]
+
+
 def test_progression_from_logged_sets() -> None:
-    bench, squats = BY_NAME["Bench Press"].id, BY_NAME["Squats"].id
-    # A six-exercise catalog, so both lifts are in every plan.
-    names = ["Bench Press", "Squats", "Barbell Rows", "Deadlifts", "Overhead Press", "Bicep Curls"]
-    small = {BY_NAME[n].id: BY_NAME[n] for n in names}
-    u = user(fitness_goal="muscle_gain")
-    # Logged 3 days ago: 12 reps beat the target of 10 by two -> one step up (ACSM 2009).
-    strong = {
-        i.exercise_id: i
-        for i in plan_wod(
-            u,
-            NOW,
-            [entry(bench, 72, weight_kg=60.0, reps=12), entry(squats, 80, weight_kg=80.0, reps=12)],
-            small,
-            GROUPS,
-        )
-    }
-    assert strong[bench].weight_kg == 62.5 and "+2.5 kg" in strong[bench].reason
-    assert strong[squats].weight_kg == 82.5  # lower body: at least +2.5 kg
-    same = {
-        i.exercise_id: i
-        for i in plan_wod(u, NOW, [entry(bench, 72, weight_kg=60.0, reps=10)], small, GROUPS)
-    }
-    assert same[bench].weight_kg == 60.0 and "Same load" in same[bench].reason
+    # Logged 3 days ago (no RPE): every set reached the top of the range (10) -> one step up.
+    strong = small_plan(
+        [entry(BENCH, 72, weight_kg=60.0, reps=12), entry(SQUATS, 80, weight_kg=80.0, reps=12)]
+    )
+    assert strong[BENCH].weight_kg == 62.5 and "+2.5 kg" in strong[BENCH].reason
+    assert strong[SQUATS].weight_kg == 82.5  # lower body: at least +2.5 kg
+    same = small_plan([entry(BENCH, 72, weight_kg=60.0, reps=9)])
+    assert same[BENCH].weight_kg == 60.0 and "Same load" in same[BENCH].reason
     # A WOD that was only served (not logged) is no evidence of strength.
-    served = {
-        i.exercise_id: i
-        for i in plan_wod(
-            u, NOW, [entry(bench, 72, source="wod", weight_kg=100.0, reps=15)], small, GROUPS
+    served = small_plan([entry(BENCH, 72, source="wod", weight_kg=100.0, reps=15)])
+    assert served[BENCH].weight_kg < 100
+
+
+def test_double_progression_up_at_rpe_8_or_less() -> None:
+    history = sets_of(BENCH, 72, 60.0, (10, 7), (10, 8), (10, 8)) + sets_of(
+        SQUATS, 74, 80.0, (10, 6), (10, 7), (10, 0)
+    )
+    plan = small_plan(history)
+    assert plan[BENCH].reps == 10
+    assert plan[BENCH].weight_kg == 62.5
+    assert "All sets reached 10 reps" in plan[BENCH].reason and "+2.5 kg" in plan[BENCH].reason
+    assert plan[SQUATS].weight_kg == 82.5
+
+
+@pytest.mark.parametrize(
+    "reps_rpe",
+    [
+        ((10, 7), (10, 9), (10, 8)),  # one set at RPE 9: too hard to add load
+        ((10, 10), (10, 10), (10, 10)),
+        ((10, 7), (10, 7), (9, 7)),  # a missed rep
+        ((9, 0), (10, 0), (10, 0)),  # no RPE: the reps decide
+    ],
+)
+def test_double_progression_holds_when_hard_or_reps_missed(
+    reps_rpe: tuple[tuple[int, float], ...],
+) -> None:
+    plan = small_plan(sets_of(BENCH, 72, 60.0, *reps_rpe))
+    assert plan[BENCH].weight_kg == 60.0
+    assert "Same load as last time (60 kg)" in plan[BENCH].reason
+
+
+def test_only_the_last_session_decides_progression() -> None:
+    # A week ago every set at the top; 3 days ago a missed rep at the same weight: hold.
+    history = sets_of(BENCH, 170, 60.0, (10, 7), (10, 7)) + sets_of(
+        BENCH, 72, 60.0, (10, 7), (8, 9)
+    )
+    assert small_plan(history)[BENCH].weight_kg == 60.0
+
+
+def test_load_from_best_estimated_1rm() -> None:
+    # 8 days ago a heavy set of 5 (Epley 1RM 116.7 kg), 3 days ago lighter sets at RPE 9 (1RM
+    # 106.7 kg): the load follows the best estimate (75 % for 10 reps, NSCA), not the last weight.
+    history = sets_of(BENCH, 8 * 24, 100.0, (5, 8)) + sets_of(BENCH, 72, 80.0, (10, 9), (10, 9))
+    item = small_plan(history)[BENCH]
+    assert item.weight_kg == 87.5  # floor(116.7 x 0.75 = 87.5 / 2.5) x 2.5
+    assert "estimated 1RM (117 kg)" in item.reason
+    # Older than E1RM_DAYS (14): the heavy set no longer counts.
+    old = sets_of(BENCH, 15 * 24, 100.0, (5, 8)) + sets_of(BENCH, 72, 80.0, (10, 9), (10, 9))
+    assert small_plan(old)[BENCH].weight_kg == 80.0  # 75 % of 106.7 kg, the last weight
+
+
+def test_load_never_more_than_one_step_above_the_estimate() -> None:
+    # Last time 100 kg for 3 reps (1RM ~110 kg): 10 reps at 100 kg is out of reach. 75 % of 110 =
+    # 82.5 kg, plus at most one step (2.5 kg).
+    item = small_plan(sets_of(BENCH, 72, 100.0, (3, 10), (3, 10)))[BENCH]
+    assert item.weight_kg == 85.0
+    assert "Held to one step above" in item.reason
+
+
+def test_load_falls_back_to_the_catalog_without_sets() -> None:
+    item = small_plan([])[BENCH]
+    # ratio 0.6 x 80 kg x 1.3 (intermediate) x 0.75 = 46.8 -> 45 kg (barbell steps of 2.5)
+    assert item.weight_kg == 45.0 and "estimated 1RM" not in item.reason
+
+
+def _hard_weeks(weeks: int, rpe: float) -> list[PastEntry]:
+    """Six sets a week at `rpe`, on the Tuesday of each of the `weeks` weeks before NOW's."""
+    monday = NOW.date() - timedelta(days=NOW.weekday())
+    out: list[PastEntry] = []
+    for k in range(1, weeks + 1):
+        tuesday = datetime.combine(monday - timedelta(weeks=k, days=-1), NOW.timetz())
+        hours = (NOW - tuesday).total_seconds() / 3600
+        out += sets_of(BENCH, hours, 60.0, *[(8, rpe)] * 6)
+    return out
+
+
+def test_deload_after_three_hard_weeks() -> None:
+    u = user(fitness_goal="muscle_gain")
+    hard = plan_wod(u, NOW, _hard_weeks(3, 9.5), SMALL, GROUPS)
+    easy = plan_wod(u, NOW, _hard_weeks(3, 7), SMALL, GROUPS)
+    assert hard.kind == "deload" and easy.kind == "training"
+    assert "Deload week" in hard.notes[0]
+    assert plan_wod(u, NOW, _hard_weeks(2, 9.5), SMALL, GROUPS).kind == "training"
+    for d, t in zip(hard.items, easy.items, strict=True):
+        assert d.exercise_id == t.exercise_id
+        assert d.sets == max(1, -(-t.sets // 2))  # half the sets, rounded up
+        e = SMALL[d.exercise_id]
+        if t.weight_kg:
+            assert d.weight_kg == max(
+                rx.MIN_LOAD.get(e.equipment, 0),
+                (t.weight_kg * 0.9) // rx.LOAD_STEP[e.equipment] * rx.LOAD_STEP[e.equipment],
+            )
+            assert "Deload" in d.reason
+
+
+def test_deload_when_performance_drops() -> None:
+    before = sets_of(BENCH, 5 * 24, 60.0, (10, 8))  # Epley 80 kg
+    dropped = plan_wod(user(), NOW, before + sets_of(BENCH, 48, 54.0, (10, 9)), SMALL, GROUPS)
+    assert dropped.kind == "deload"  # 72 kg: 10 % down
+    assert "Bench Press" in dropped.notes[0] and "10%" in dropped.notes[0]
+    steady = plan_wod(user(), NOW, before + sets_of(BENCH, 48, 55.0, (10, 9)), SMALL, GROUPS)
+    assert steady.kind == "training"  # 73.3 kg: 8 % down
+    # A drop seen more than a week ago no longer deloads.
+    old = sets_of(BENCH, 12 * 24, 60.0, (10, 8)) + sets_of(BENCH, 8 * 24, 54.0, (10, 9))
+    assert plan_wod(user(), NOW, old, SMALL, GROUPS).kind == "training"
+
+
+def _quad_and_chest_catalog() -> dict[int, catalog_pb2.Exercise]:
+    def move(i: int, group: int) -> catalog_pb2.Exercise:
+        return catalog_pb2.Exercise(
+            id=i,
+            name=f"Move {i}",
+            difficulty=1,
+            equipment="bodyweight",
+            equipment_needed=["bodyweight"],
+            mechanic="compound",
+            category="strength",
+            measure="reps",
+            muscle_groups=[
+                catalog_pb2.MuscleGroupImpact(
+                    id=group, name=GROUPS[group].name, is_primary=True, intensity=0.9
+                )
+            ],
         )
+
+    return {1: move(1, 1), 2: move(2, 1), 3: move(3, 14)}  # two chest moves, one quads move
+
+
+def test_weekly_volume_steers_the_choice() -> None:
+    small = _quad_and_chest_catalog()
+    # Monday (4 days before NOW, rested): ten chest sets, the muscle-gain target (Schoenfeld).
+    history = [entry(2, 96, sets=10)]
+    for uid in range(1, 21):
+        items = plan_wod(user(user_id=uid), NOW, history, small, GROUPS, size=1).items
+        assert [i.exercise_id for i in items] == [3], uid
+        assert "0 of 10 weekly sets" in items[0].reason
+    # Without those sets the chest moves win some days.
+    picks = {
+        plan_wod(user(user_id=uid), NOW, [], small, GROUPS, size=1).items[0].exercise_id
+        for uid in range(1, 21)
     }
-    assert served[bench].weight_kg < 100
+    assert picks & {1, 2}
+
+
+def days_ago(*days: int) -> list[PastEntry]:
+    return [entry(BY_NAME["Push-ups"].id, 24 * d, sets=3) for d in days]
+
+
+def test_rest_day_after_two_days_in_a_row_is_a_recovery_session() -> None:
+    # NOW is a Friday; trained Wednesday and Thursday, 3 days a week: one more fits Sat/Sun.
+    plan = plan_wod(user(), NOW, days_ago(1, 2), EXERCISES, GROUPS)
+    assert plan.kind == "recovery"
+    assert "rest day" in plan.notes[0]
+    assert 3 <= len(plan.items) <= 4
+    for i in plan.items:
+        e = EXERCISES[i.exercise_id]
+        assert i.weight_kg == 0 and "rest day" in i.reason
+        assert e.category in ("mobility", "core", "cardio") or e.met_value < 3
+        assert e.met_value < 6
+    assert any(EXERCISES[i.exercise_id].category == "mobility" for i in plan.items)
+    assert plan == plan_wod(user(), NOW, days_ago(1, 2), EXERCISES, GROUPS)  # deterministic
+    # Seven days a week: no rest day; one day in between: training.
+    assert (
+        plan_wod(user(training_days_per_week=7), NOW, days_ago(1, 2), EXERCISES, GROUPS).kind
+        == "training"
+    )
+    assert plan_wod(user(), NOW, days_ago(1, 3), EXERCISES, GROUPS).kind == "training"
+
+
+def test_rest_day_when_the_weeks_quota_is_reached() -> None:
+    # Monday and Wednesday trained, two days a week: Friday rests; three a week: trains.
+    assert (
+        plan_wod(user(training_days_per_week=2), NOW, days_ago(2, 4), EXERCISES, GROUPS).kind
+        == "recovery"
+    )
+    trains = plan_wod(user(training_days_per_week=3), NOW, days_ago(2, 4), EXERCISES, GROUPS)
+    assert trains.kind == "training" and trains.notes == ["Training day 3 of 3 this week."]
+    # Last week's days do not count (Monday starts the week).
+    assert (
+        plan_wod(user(training_days_per_week=2), NOW, days_ago(5, 6), EXERCISES, GROUPS).kind
+        == "training"
+    )
+
+
+def test_yesterday_is_the_users_yesterday() -> None:
+    # 03:00 UTC on NOW's day is the evening before in Los Angeles (UTC-8), where it is 01:00.
+    done = list(EXERCISES)[::2]
+    history = [entry(ex, hours_ago=6) for ex in done]
+    for goal in rx.GOALS:
+        la = plan(user(fitness_goal=goal, time_zone="America/Los_Angeles"), history)
+        assert not {i.exercise_id for i in la} & set(done)
+    utc = [plan(user(fitness_goal=g), history) for g in rx.GOALS]
+    assert any({i.exercise_id for i in items} & set(done) for items in utc)
 
 
 def test_session_length_shrinks_sets_then_rest() -> None:
