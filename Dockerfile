@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# One build, two images: `--target monolith` and `--target coach`.
+# One build, four images: `--target monolith`, `--target coach`, `--target billing` and
+# `--target sandbox` (the sandbox payment provider: development and tests only).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: a virtualenv with the pinned dependencies and the project, no dev tools ---------
@@ -14,8 +15,11 @@ WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY fitcore ./fitcore
+COPY fitrules ./fitrules
 COPY monolith ./monolith
 COPY coach ./coach
+COPY billing ./billing
+COPY sandboxpay ./sandboxpay
 COPY gen ./gen
 RUN uv sync --frozen --no-dev --no-editable
 
@@ -35,7 +39,9 @@ USER 10001:10001
 
 # Keys and passwords are never baked in: they come from mounted secrets at run time
 # (FITCO_JWT_PRIVATE_KEY_FILE, FITCO_JWT_PUBLIC_KEY_FILE, FITCO_BOOTSTRAP_KEY_FILE,
-# FITCO_DATABASE_PASSWORD_FILE). FITCO_ENV=production refuses to generate them.
+# FITCO_DATABASE_PASSWORD_FILE, FITCO_BILLING_DATABASE_PASSWORD_FILE, FITCO_WEBHOOK_SECRET_FILE,
+# FITCO_PROVIDER_API_KEY_FILE, FITCO_SERVICE_PRIVATE_KEY_FILE). FITCO_ENV=production refuses
+# to generate them.
 
 FROM runtime AS monolith
 ENV FITCO_MONOLITH_ADDR=0.0.0.0:50051 \
@@ -56,3 +62,22 @@ EXPOSE 50061 9464
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "fitcore.healthcheck", "127.0.0.1:50061", "fitco.coach.v1.CoachService"]
 ENTRYPOINT ["python", "-m", "coach"]
+
+FROM runtime AS billing
+ENV FITCO_BILLING_ADDR=0.0.0.0:50071 \
+    FITCO_BILLING_METRICS_PORT=9464 \
+    FITCO_BILLING_METRICS_HOST=0.0.0.0
+EXPOSE 50071 9464
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "fitcore.healthcheck", "127.0.0.1:50071", "fitco.billing.v1.BillingService"]
+ENTRYPOINT ["python", "-m", "billing"]
+CMD ["serve"]
+
+# A stand-in for a payment provider (test cards, signed webhooks): never in production.
+FROM runtime AS sandbox
+ENV FITCO_SANDBOX_ADDRESS=0.0.0.0:8090
+EXPOSE 8090
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-m", "fitcore.healthcheck", "http://127.0.0.1:8090/health"]
+ENTRYPOINT ["python", "-m", "sandboxpay"]
+CMD ["serve"]

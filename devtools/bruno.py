@@ -16,6 +16,8 @@ from devtools.mesh import Mesh, MeshConfig
 from devtools.paths import ROOT
 
 BRUNO = ROOT / "bruno"
+# The sandbox payment provider of `./fit run` (for --base-url runs against it).
+DEFAULT_SANDBOX_URL = MeshConfig().sandbox_url
 
 
 def ensure_cli() -> Path:
@@ -33,7 +35,7 @@ def ensure_cli() -> Path:
 def run(base_url: str | None = None, bootstrap_key: str | None = None) -> int:
     bru = ensure_cli()
     if base_url:
-        return _run_collection(bru, base_url, bootstrap_key or "")
+        return _run_collection(bru, base_url, bootstrap_key or "", DEFAULT_SANDBOX_URL)
     with tempfile.TemporaryDirectory(prefix="fitco-bruno-") as tmp:
         data = Path(tmp)
         config = MeshConfig.on_free_ports(data)
@@ -41,12 +43,12 @@ def run(base_url: str | None = None, bootstrap_key: str | None = None) -> int:
         try:
             mesh.start()
             key = (data / "keys" / "bootstrap.key").read_text().strip()
-            return _run_collection(bru, config.envoy_url, key)
+            return _run_collection(bru, config.envoy_url, key, config.sandbox_url)
         finally:
             mesh.stop()
 
 
-def _run_collection(bru: Path, base_url: str, bootstrap_key: str) -> int:
+def _run_collection(bru: Path, base_url: str, bootstrap_key: str, sandbox_url: str) -> int:
     cmd = [
         str(bru),
         "run",
@@ -57,6 +59,9 @@ def _run_collection(bru: Path, base_url: str, bootstrap_key: str) -> int:
         f"baseUrl={base_url}",
         "--env-var",
         f"bootstrapKey={bootstrap_key}",
+        # The premium requests tokenise test cards at the sandbox payment provider.
+        "--env-var",
+        f"sandboxUrl={sandbox_url}",
         "--bail",
     ]
     print(f"bruno: running the collection against {base_url}", flush=True)

@@ -1,6 +1,7 @@
-"""Run the whole system locally under supervisord: migrations, then every process (monolith,
-coaches, Envoy) as a supervisord program that is restarted when it dies, health-checked, and
-stopped cleanly (SIGTERM, then SIGKILL to its process group) on Ctrl-C or SIGTERM.
+"""Run the whole system locally under supervisord: migrations, then every process (the sandbox
+payment provider, billing, monolith, coaches, Envoy) as a supervisord program that is restarted
+when it dies, health-checked, and stopped cleanly (SIGTERM, then SIGKILL to its process
+group) on Ctrl-C or SIGTERM.
 
 `./fit run` uses it; the end-to-end tests, `./fit bruno` and the benchmarks start the same
 supervisor, so a test that kills a process exercises the real restart. Why supervisord and not
@@ -30,16 +31,20 @@ from types import FrameType
 from typing import Any
 
 import grpc
+from fitco.billing.v1 import billing_pb2
 from fitco.coach.v1 import coach_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.engine import make_url
 from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
 import fitedge
-from devtools import certs
+from billing import dev_secrets
+from devtools import certs, postgres
 from devtools.paths import DESCRIPTOR_SET, ROOT, VAR, VENV_BIN
 from devtools.ports import free_port, free_port_run
 from fitcore.access import service_names
 from fitcore.config import Env
+from fitcore.db import default_sqlite_url
 from fitcore.keys import ensure_dev_keys
 
 PYTHON = str(VENV_BIN / "python")
@@ -47,6 +52,16 @@ PYTHON = str(VENV_BIN / "python")
 
 # The service a coach reports ready for (its health check), from the contract.
 (COACH_SERVICE,) = service_names(coach_pb2)
+(BILLING_SERVICE,) = service_names(billing_pb2)
+
+
+def webhook_path() -> str:
+    """Where providers post their events: the REST path of BillingService.ReceiveWebhook in
+    the contract (the sandbox posts to it through Envoy, as a real provider would)."""
+    (rpc,) = (
+        r for r in fitedge.Contract.load().of_services(billing_pb2) if r.method == "ReceiveWebhook"
+    )
+    return rpc.bindings[0].template
 
 
 def http_ok(url: str) -> bool:
@@ -110,9 +125,15 @@ class MeshConfig:
     tls: bool = False
     envoy_tls_port: int = 8443
     metrics_port: int = 9464  # monolith; coach i on metrics_port + 1 + i; 0 = no metrics
+    billing_port: int = 50071
+    # None: after the coaches' (metrics_port + 1 + coach_instances), 0 when metrics are off.
+    billing_metrics_port: int | None = None
+    sandbox_port: int = 8090  # the sandbox payment provider (HTTP)
     health_interval: float = 2.0
     ejection_seconds: float = 10.0
     database_url: str | None = None
+    # Billing's own database (never the monolith's): see billing_db_url.
+    billing_database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     # None: every program's output goes to the terminal (./fit run); else one file each here.
     log_dir: Path | None = None
@@ -133,7 +154,11 @@ class MeshConfig:
             tls=e.get("FITCO_TLS", "off").strip().lower() in ("1", "on", "true", "yes"),
             envoy_tls_port=int(e.get("FITCO_ENVOY_TLS_PORT", "8443")),
             metrics_port=int(e.get("FITCO_METRICS_PORT", "9464")),
+            billing_port=int(e.get("FITCO_BILLING_PORT", "50071")),
+            sandbox_port=int(e.get("FITCO_SANDBOX_PORT", "8090")),
             database_url=e.get("DATABASE_URL"),
+            billing_database_url=e.get("BILLING_DATABASE_URL")
+            or e.get("FITCO_BILLING_DATABASE_URL"),
         )
 
     @classmethod
@@ -141,7 +166,8 @@ class MeshConfig:
         cls, data_dir: Path, coach_instances: int = 1, **overrides: Any
     ) -> MeshConfig:
         """A throw-away mesh on free loopback ports (Bruno, benchmarks, fuzzing): metrics off,
-        every program's log in data_dir/logs; `overrides` are any other fields."""
+        billing on a SQLite file in data_dir (thrown away with it, whatever the monolith's
+        database), every program's log in data_dir/logs; `overrides` are any other fields."""
         fields: dict[str, Any] = {
             "data_dir": data_dir,
             "monolith_port": free_port(),
@@ -150,6 +176,9 @@ class MeshConfig:
             "envoy_port": free_port(),
             "envoy_admin_port": free_port(),
             "metrics_port": 0,
+            "billing_port": free_port(),
+            "sandbox_port": free_port(),
+            "billing_database_url": default_sqlite_url(data_dir, "billing.db"),
             "log_dir": data_dir / "logs",
         }
         return cls(**(fields | overrides))
@@ -160,6 +189,36 @@ class MeshConfig:
 
     def coach_target(self, index: int) -> str:
         return f"{self.host}:{self.coach_port + index}"
+
+    @property
+    def billing_target(self) -> str:
+        return f"{self.host}:{self.billing_port}"
+
+    @property
+    def billing_metrics(self) -> int:
+        """Billing's metrics port (0: none)."""
+        if self.billing_metrics_port is not None:
+            return self.billing_metrics_port
+        return self.metrics_port + 1 + self.coach_instances if self.metrics_port else 0
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.host}:{self.sandbox_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        """The sandbox delivers its webhooks to billing through the edge, as a provider would."""
+        return self.envoy_url + webhook_path()
+
+    def billing_db_url(self) -> str:
+        """Billing's database: billing_database_url when set; else, when the monolith runs on
+        PostgreSQL, a database of its own on the same server (`<monolith's>_billing`, created
+        by Mesh.migrate); else a SQLite file of its own in the data directory."""
+        if self.billing_database_url:
+            return self.billing_database_url
+        if self.database_url and postgres.is_postgres(self.database_url):
+            return postgres.sibling_database(self.database_url, "billing")
+        return default_sqlite_url(self.data_dir, "billing.db")
 
     @property
     def envoy_url(self) -> str:
@@ -229,8 +288,72 @@ class Mesh:
         return env
 
     def migrate(self) -> None:
+        """The monolith's schema, then billing's (in its own database, created first when it
+        is a PostgreSQL database next to the monolith's)."""
         subprocess.run(  # noqa: S603
             [PYTHON, "-m", "monolith", "migrate"], cwd=ROOT, env=self.base_env(), check=True
+        )
+        c = self.config
+        url = c.billing_db_url()
+        derived = not c.billing_database_url and c.database_url and postgres.is_postgres(url)
+        if derived and postgres.create_database_if_missing(url, via=self._monolith_db_url()):
+            print(f"mesh: created billing's database {make_url(url).database}", flush=True)
+        subprocess.run(  # noqa: S603
+            [PYTHON, "-m", "billing", "migrate"], cwd=ROOT, env=self.billing_env(), check=True
+        )
+
+    def _monolith_db_url(self) -> str:
+        """DATABASE_URL with the password of FITCO_DATABASE_PASSWORD_FILE, when one is set."""
+        url = self.config.database_url or ""
+        password_file = self.base_env().get("FITCO_DATABASE_PASSWORD_FILE")
+        if password_file:
+            password = Path(password_file).read_text().strip()
+            url = make_url(url).set(password=password).render_as_string(hide_password=False)
+        return url
+
+    def billing_env(self) -> dict[str, str]:
+        """Billing's environment (its migration and its server): its own database, the
+        provider's URL; the webhook secret and the provider's API key are generated into
+        data_dir/keys for local runs (billing.dev_secrets, see start()) unless set."""
+        c = self.config
+        env = self.base_env() | {
+            "FITCO_BILLING_ADDR": c.billing_target,
+            "FITCO_BILLING_METRICS_PORT": str(c.billing_metrics),
+            "BILLING_DATABASE_URL": c.billing_db_url(),
+            "FITCO_PROVIDER_URL": c.sandbox_url,
+            # Revoked user tokens: billing asks the monolith (CheckToken).
+            "FITCO_MONOLITH_TARGET": c.monolith_target,
+        }
+        shared_password = env.get("FITCO_DATABASE_PASSWORD_FILE")
+        if not c.billing_database_url and c.database_url and shared_password:
+            # Its database sits next to the monolith's: the same role, the same password.
+            env.setdefault("FITCO_BILLING_DATABASE_PASSWORD_FILE", shared_password)
+        return env
+
+    def billing_spec(self) -> ProcSpec:
+        target = self.config.billing_target
+        return ProcSpec(
+            "billing",
+            [PYTHON, "-m", "billing", "serve"],
+            self.billing_env(),
+            lambda: grpc_healthy(target, BILLING_SERVICE),
+            priority=80,
+        )
+
+    def sandbox_spec(self) -> ProcSpec:
+        c = self.config
+        env = self.base_env() | {
+            "FITCO_SANDBOX_ADDRESS": f"{c.host}:{c.sandbox_port}",
+            "FITCO_SANDBOX_WEBHOOK_URL": c.webhook_url,
+        }
+        if c.tls:  # it posts to the HTTPS edge, whose certificate the development CA signed
+            env["SSL_CERT_FILE"] = str(c.tls_dir / "ca.crt")
+        return ProcSpec(
+            "sandbox",
+            [PYTHON, "-m", "sandboxpay", "serve"],
+            env,
+            lambda: http_ok(f"{c.sandbox_url}/health"),
+            priority=50,
         )
 
     def monolith_spec(self) -> ProcSpec:
@@ -238,6 +361,8 @@ class Mesh:
         env = self.base_env() | {
             "FITCO_MONOLITH_ADDR": target,
             "FITCO_MONOLITH_METRICS_PORT": str(self.config.metrics_port),
+            # Entitlements (premium) come from billing.
+            "FITCO_BILLING_TARGET": self.config.billing_target,
         }
         return ProcSpec(
             "monolith",
@@ -252,6 +377,7 @@ class Mesh:
         env = self.base_env() | {
             "FITCO_COACH_ADDR": target,
             "FITCO_MONOLITH_TARGET": self.config.monolith_target,
+            "FITCO_BILLING_TARGET": self.config.billing_target,
             "FITCO_COACH_METRICS_PORT": str(
                 self.config.metrics_port + 1 + index if self.config.metrics_port else 0
             ),
@@ -285,6 +411,7 @@ class Mesh:
             admin=("127.0.0.1", c.envoy_admin_port),
             monolith=fitedge.Endpoints([(c.host, c.monolith_port)]),
             coach=fitedge.Endpoints([(c.host, c.coach_port + i) for i in range(c.coach_instances)]),
+            billing=fitedge.Endpoints([(c.host, c.billing_port)]),
             descriptor=str(DESCRIPTOR_SET),
             jwks=fitedge.jwks_from_public_key(pem),
             runtime_root=str(c.runtime_dir / "current"),
@@ -325,6 +452,8 @@ class Mesh:
     def specs(self) -> list[ProcSpec]:
         """Every program in start order (rendering Envoy's spec writes its config)."""
         return [
+            self.sandbox_spec(),
+            self.billing_spec(),
             self.monolith_spec(),
             *(self.coach_spec(i) for i in range(self.config.coach_instances)),
             self.envoy_spec(),
@@ -435,7 +564,12 @@ class Mesh:
             d.mkdir(parents=True, exist_ok=True)
         c.supervisor_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         c.supervisor_dir.chmod(0o700)
-        ensure_dev_keys(Env(self.base_env()))
+        env = Env(self.base_env())
+        ensure_dev_keys(env)
+        # The secrets billing and the sandbox share, generated once before either starts
+        # (unless configured): both then read the same files.
+        dev_secrets.provider_api_key(env)
+        dev_secrets.webhook_secret(env)
         self.migrate()
         self.programs = self.specs()
         self.config_path.unlink(missing_ok=True)
@@ -643,6 +777,10 @@ def _environment(env: dict[str, str]) -> str:
     return ",".join(pairs)
 
 
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def banner(mesh: Mesh) -> str:
     c = mesh.config
     cacert = f" --cacert {c.tls_dir / 'ca.crt'}" if c.tls else ""
@@ -667,8 +805,16 @@ def banner(mesh: Mesh) -> str:
             f"+1.. (coaches)"
             if c.metrics_port
             else "  service metrics    off (FITCO_METRICS_PORT=0)",
+            *(
+                [f"  billing metrics    http://127.0.0.1:{c.billing_metrics}/metrics"]
+                if c.billing_metrics
+                else []
+            ),
             f"  monolith gRPC      {c.monolith_target}",
             f"  coach gRPC         {coaches}",
+            f"  billing gRPC       {c.billing_target}  (database: {_safe_url(c.billing_db_url())})",
+            f"  sandbox provider   {c.sandbox_url}  (test cards: POST /v1/tokens; see README)",
+            f"                     webhooks to {c.webhook_url}",
             f"  WOD split          legacy {split.legacy if split else '?'} / "
             f"coach {split.coach if split else '?'}  (change: ./fit shift wod --coach 10)",
             f"  data directory     {c.data_dir}  (SQLite unless DATABASE_URL is set)",
@@ -679,6 +825,7 @@ def banner(mesh: Mesh) -> str:
             "Try it:",
             f"  curl{cacert} {c.envoy_url}/health",
             f"  curl{cacert} {c.envoy_url}/fitness/exercises/1",
+            f"  curl{cacert} {c.envoy_url}/v1/plans",
             f"  grpcurl {grpcurl_tls} {c.envoy_target} list",
             "Press Ctrl-C to stop.",
             "",

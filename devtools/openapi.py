@@ -10,7 +10,8 @@ descriptor set, so the OpenAPI says everything the API enforces:
 - a declared `minimum: 0` (or `maximum: 0`) is the proto3 default and so never written: where
   `exclusiveMinimum` stands alone, the 0 it belongs to is put back;
 - a `google.api.HttpBody` field (the legacy paths' raw JSON bodies) is described by its `ref`
-  (and `type: ARRAY` for a bare array) instead of as an HttpBody message;
+  (and `type: ARRAY` for a bare array), or as any JSON object with `type: OBJECT` and no `ref`
+  (the provider's webhook events), instead of as an HttpBody message;
 - request bodies take no other keys than their fields (`additionalProperties: false`): Envoy's
   transcoder refuses an unknown JSON field with 400.
 
@@ -174,10 +175,14 @@ def _body_schema(doc: dict[str, Any], contracts: Contracts, message: str, field:
     """The schema an HttpBody field declares with `ref` (and `type: ARRAY`), or None."""
     found = contracts.field(message, [field])
     schema = contracts.schema(found) if found is not None else None
-    if schema is None or not schema.ref:
+    if schema is None:
         return None
+    types = contracts.json_schema.JSONSchemaSimpleTypes  # type: ignore[attr-defined]
+    if not schema.ref:
+        # A raw JSON object of no message of ours (the payment provider's webhook events).
+        return {"type": "object"} if types.Value("OBJECT") in schema.type else None
     ref = {"$ref": f"#/definitions/{_definition_name(doc, schema.ref)}"}
-    array = contracts.json_schema.JSONSchemaSimpleTypes.Value("ARRAY")  # type: ignore[attr-defined]
+    array = types.Value("ARRAY")
     if array in schema.type:
         return {"type": "array", "items": ref}
     return ref

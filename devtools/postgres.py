@@ -103,3 +103,36 @@ def throwaway_database(prefix: str) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def sibling_database(url: str, suffix: str) -> str:
+    """The URL of database `<url's database>_<suffix>` on the same server, same role: another
+    service's own database next to the monolith's (`./fit run` with DATABASE_URL)."""
+    u = make_url(url)
+    return u.set(database=f"{u.database or 'postgres'}_{suffix}").render_as_string(
+        hide_password=False
+    )
+
+
+def create_database_if_missing(url: str, via: str) -> bool:
+    """Create `url`'s database unless it exists, connected through `via` (a database on the
+    same server the role can reach, e.g. the monolith's). True when it was created."""
+    name = make_url(url).database
+    if not name or '"' in name:
+        raise ValueError(f"not a database name: {name!r}")
+    engine = create_engine(via, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists:
+                return False
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            return True
+    finally:
+        engine.dispose()

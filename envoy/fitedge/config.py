@@ -16,19 +16,24 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fitco.billing.v1 import billing_pb2
 from fitco.coach.v1 import coach_pb2
+from fitco.nutrition.v1 import nutrition_pb2
 from fitco.user.v1 import user_pb2
 
 from fitcore.access import Access
 from fitcore.service_auth import SERVICE_TOKEN_HEADER
 from fitedge.clusters import (
+    BILLING_CLUSTER,
     COACH_CLUSTER,
+    COACH_HOSTS,
     LEGACY_CLUSTER,
     MONOLITH_CLUSTER,
     REFLECTION_CLUSTER,
     address,
     clusters,
 )
+from fitedge.contract import EdgeRpc
 from fitedge.limits import JWT_METADATA, rate_limit_filters
 from fitedge.params import EnvoyParams, Tls
 from fitedge.runtime import ROUTING_PREFIX
@@ -61,6 +66,41 @@ def split_paths(params: EnvoyParams) -> list[str]:
     return [rpc.path for rpc in params.contract.of_services(coach_pb2)]
 
 
+def coach_only_paths(params: EnvoyParams) -> list[str]:
+    """The RPCs only the coach serves (stateless, no legacy implementation): routed to the
+    coach instances, never split with nor falling back to the monolith."""
+    return [rpc.path for rpc in params.contract.of_services(nutrition_pb2)]
+
+
+def billing_paths(params: EnvoyParams) -> list[str]:
+    """The RPCs billing serves (plans, checkout, subscriptions, the provider's webhooks)."""
+    return [rpc.path for rpc in params.contract.of_services(billing_pb2)]
+
+
+def checkout_paths(params: EnvoyParams) -> list[str]:
+    """Purchases: each one charges a card at the payment provider (own per-user bucket)."""
+    return [
+        rpc.path for rpc in params.contract.of_services(billing_pb2) if rpc.method == "Checkout"
+    ]
+
+
+def _billing_route(rpc: EdgeRpc) -> dict[str, Any]:
+    """Reads (GET bindings) are replayed on a failure; writes never are (beyond the virtual
+    host's connect-failure / refused-stream, where the request never reached billing): a
+    checkout replayed without its client knowing could charge twice if its Idempotency-Key
+    were missing, a refund or a cancel is the admin's or user's to retry. Checkout and refunds
+    wait for the payment provider (its client's timeout is 10 s)."""
+    if rpc.bindings and all(b.verb == "GET" for b in rpc.bindings):
+        return {
+            "cluster": BILLING_CLUSTER,
+            "timeout": "10s",
+            "retry_policy": _retry(
+                "unavailable,cancelled,connect-failure,refused-stream,reset", 2, per_try="4s"
+            ),
+        }
+    return {"cluster": BILLING_CLUSTER, "timeout": "15s"}
+
+
 def jwks_from_public_key(pem: bytes, kid: str = "fitco-1") -> dict[str, Any]:
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, Ed25519PublicKey):
@@ -76,9 +116,25 @@ def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
+def _previous_hosts() -> dict[str, Any]:
+    """A fresh dict each time: a shared one would be dumped as a YAML anchor and alias."""
+    return {
+        "name": "envoy.retry_host_predicates.previous_hosts",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+        },
+    }
+
+
 def _retry(
-    retry_on: str, num: int, per_try: str | None = None, fallback: bool = False
+    retry_on: str,
+    num: int,
+    per_try: str | None = None,
+    fallback: bool = False,
+    other_host: bool = False,
 ) -> dict[str, Any]:
+    """`fallback`: retries move on to the aggregate's next priority (coach → legacy) and to
+    another host; `other_host`: to another host of the same cluster."""
     policy: dict[str, Any] = {"retry_on": retry_on, "num_retries": num}
     if per_try:
         policy["per_try_timeout"] = per_try
@@ -90,16 +146,26 @@ def _retry(
                 "update_frequency": 1,
             },
         }
-        policy["retry_host_predicate"] = [
-            {
-                "name": "envoy.retry_host_predicates.previous_hosts",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
-                },
-            }
-        ]
+    if fallback or other_host:
+        policy["retry_host_predicate"] = [_previous_hosts()]
         policy["host_selection_retry_max_attempts"] = 5
     return policy
+
+
+def _split_retry(rpc: EdgeRpc) -> dict[str, Any]:
+    """Retries of a split RPC. Read-only ones (bound to GET only: GetWod) are safe to replay:
+    the first WOD recorded for the day wins, so a retry on the other implementation returns the
+    same WOD, and a coach that hangs is left after the per-try timeout. Others (RegenerateWod,
+    which spends one of the day's regenerations) are retried only when the request never
+    reached an implementation, so an answer lost on the way back is never paid twice."""
+    if rpc.bindings and all(b.verb == "GET" for b in rpc.bindings):
+        return _retry(
+            "unavailable,cancelled,connect-failure,refused-stream,reset",
+            3,
+            per_try="3s",
+            fallback=True,
+        )
+    return _retry("connect-failure,refused-stream", 3, fallback=True)
 
 
 def routes(params: EnvoyParams) -> list[dict[str, Any]]:
@@ -121,9 +187,15 @@ def routes(params: EnvoyParams) -> list[dict[str, Any]]:
             }
         )
     split = split_paths(params)
+    coach_only = coach_only_paths(params)
+    billing = billing_paths(params)
     api: list[dict[str, Any]] = []
     for rpc in params.contract.routable:
-        if rpc.path in split:
+        if rpc.path in billing:
+            api.append(
+                {"name": rpc.name, "match": {"path": rpc.path}, "route": _billing_route(rpc)}
+            )
+        elif rpc.path in split:
             api.append(
                 {
                     "name": rpc.name,
@@ -137,14 +209,27 @@ def routes(params: EnvoyParams) -> list[dict[str, Any]]:
                             ],
                         },
                         "timeout": "10s",
-                        # GetWod is safe to replay: the first WOD recorded for the day wins, so
-                        # a retry on the other implementation returns the same WOD. A coach that
-                        # hangs is left after the per-try timeout (milliseconds when healthy).
+                        "retry_policy": _split_retry(rpc),
+                    },
+                }
+            )
+        elif rpc.path in coach_only:
+            api.append(
+                {
+                    "name": rpc.name,
+                    "match": {"path": rpc.path},
+                    "route": {
+                        "cluster": COACH_HOSTS,
+                        # The coach's reads of the monolith run concurrently, each with its own
+                        # deadline (FITCO_COACH_DEADLINE_SECONDS, 2 s).
+                        "timeout": "10s",
+                        # Reads only, safe to replay: a coach that is down, drained or reset
+                        # mid-answer is retried on another coach instance.
                         "retry_policy": _retry(
                             "unavailable,cancelled,connect-failure,refused-stream,reset",
-                            3,
-                            per_try="3s",
-                            fallback=True,
+                            2,
+                            per_try="4s",
+                            other_host=True,
                         ),
                     },
                 }
@@ -283,7 +368,12 @@ def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
     else:
         assert params.jwks_file, "a JWKS (inline or file) is required"
         jwks = {"filename": params.jwks_file}
-    limits = rate_limit_filters(params.limits, auth_paths(params), split_paths(params))
+    limits = rate_limit_filters(
+        params.limits,
+        auth_paths(params),
+        split_paths(params) + coach_only_paths(params),
+        checkout_paths(params),
+    )
     return [
         *limits["edge"],
         # Before the transcoder: they see the REST path and method on the way in (and the

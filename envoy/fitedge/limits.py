@@ -1,8 +1,10 @@
 """Edge rate limits: local token buckets per client IP and per verified user.
 
-Three filters by their place in the chain (adr/04-availability.md): every request per client
-IP, first of all; the auth family per client IP, after the transcoder (exact gRPC paths, so
-JSON, legacy and gRPC share one bucket); the expensive RPCs per user, after jwt_authn.
+Three places in the chain (adr/04-availability.md): every request per client IP, first of
+all; the auth family per client IP, after the transcoder (exact gRPC paths, so JSON, legacy and
+gRPC share one bucket); per user, after jwt_authn, the expensive RPCs and, in a small bucket of
+its own, checkout (each one charges a card at the payment provider: a stolen token must not be
+able to test cards in bulk).
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ class RateLimits:
     per_user: bool = True
     auth: Bucket = Bucket(20, 60)  # per client IP: login, /oauth/token, register, bootstrap
     general: Bucket = Bucket(100, 1)  # per client IP: every request
-    expensive: Bucket = Bucket(60, 60)  # per user: GetWod
+    expensive: Bucket = Bucket(60, 60)  # per user: GetWod and GetNutrition (coach work)
+    # per user: Checkout (a purchase, its retries with the same Idempotency-Key, a second card)
+    checkout: Bucket = Bucket(10, 600)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimits:
@@ -72,6 +76,7 @@ class RateLimits:
             auth=Bucket.parse(env.get("FITCO_RATE_LIMIT_AUTH") or str(d.auth)),
             general=Bucket.parse(env.get("FITCO_RATE_LIMIT_GENERAL") or str(d.general)),
             expensive=Bucket.parse(env.get("FITCO_RATE_LIMIT_EXPENSIVE") or str(d.expensive)),
+            checkout=Bucket.parse(env.get("FITCO_RATE_LIMIT_CHECKOUT") or str(d.checkout)),
         )
 
 
@@ -113,12 +118,44 @@ def _rate_limit(
     }
 
 
+def _per_user(name: str, family: str, bucket: Bucket, paths: list[str]) -> dict[str, Any]:
+    """A bucket per verified user id for the requests to `paths`."""
+    return _rate_limit(
+        name,
+        bucket,
+        [
+            {
+                "header_value_match": {
+                    "descriptor_key": "family",
+                    "descriptor_value": family,
+                    "headers": [{"name": ":path", "string_match": _exact_paths(paths)}],
+                }
+            },
+            {
+                "metadata": {
+                    "descriptor_key": "user",
+                    "metadata_key": {
+                        "key": "envoy.filters.http.jwt_authn",
+                        "path": [{"key": JWT_METADATA}, {"key": "sub"}],
+                    },
+                    "source": "DYNAMIC",
+                }
+            },
+        ],
+        [{"key": "family", "value": family}, {"key": "user"}],
+    )
+
+
 def rate_limit_filters(
-    limits: RateLimits, auth_paths: list[str], expensive_paths: list[str]
+    limits: RateLimits,
+    auth_paths: list[str],
+    expensive_paths: list[str],
+    checkout_paths: list[str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """The rate limit filters by their place in the chain: `edge` first of all (every
     request, per client IP), `auth` after the transcoder (the auth family's gRPC paths, per
-    client IP), `user` after jwt_authn (the expensive RPCs' paths, per verified user id)."""
+    client IP), `user` after jwt_authn (the expensive RPCs' paths and the checkout paths, each
+    family per verified user id)."""
     out: dict[str, list[dict[str, Any]]] = {"edge": [], "auth": [], "user": []}
     if limits.per_ip:
         out["edge"].append(
@@ -150,34 +187,10 @@ def rate_limit_filters(
         )
     if limits.per_user:
         out["user"].append(
-            _rate_limit(
-                "expensive_per_user",
-                limits.expensive,
-                [
-                    {
-                        "header_value_match": {
-                            "descriptor_key": "family",
-                            "descriptor_value": "expensive",
-                            "headers": [
-                                {
-                                    "name": ":path",
-                                    "string_match": _exact_paths(expensive_paths),
-                                }
-                            ],
-                        }
-                    },
-                    {
-                        "metadata": {
-                            "descriptor_key": "user",
-                            "metadata_key": {
-                                "key": "envoy.filters.http.jwt_authn",
-                                "path": [{"key": JWT_METADATA}, {"key": "sub"}],
-                            },
-                            "source": "DYNAMIC",
-                        }
-                    },
-                ],
-                [{"key": "family", "value": "expensive"}, {"key": "user"}],
-            )
+            _per_user("expensive_per_user", "expensive", limits.expensive, expensive_paths)
         )
+        if checkout_paths:
+            out["user"].append(
+                _per_user("checkout_per_user", "checkout", limits.checkout, checkout_paths)
+            )
     return out

@@ -52,3 +52,5 @@ class EnvoyParams:
     # file Envoy loads as `descriptor`).
     contract: Contract = field(default_factory=Contract.load)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Billing (premium): its default local address unless given.
+    billing: Endpoints = field(default_factory=lambda: Endpoints([("127.0.0.1", 50071)]))

@@ -1,4 +1,5 @@
-"""The real mesh for end-to-end tests: monolith, two coaches and Envoy, on free loopback ports.
+"""The real mesh for end-to-end tests: the sandbox payment provider, billing, the monolith, two
+coaches and Envoy, on free loopback ports.
 
 Every process is started by the same supervisor `./fit run` uses (supervisord, restarting what
 dies), and stopped (and checked to be gone, supervisord included) at the end of the module.
@@ -38,9 +39,15 @@ class RunningMesh:
     def client(self) -> JsonClient:
         return JsonClient(self.host, self.port)
 
+    def sandbox(self) -> JsonClient:
+        """A client of the sandbox payment provider (tokens, confirmations)."""
+        return JsonClient(self.host, self.mesh.config.sandbox_port)
+
 
 def e2e_config(data: Path, clock: TestClock, database_url: str, **env: str) -> MeshConfig:
-    """A mesh on free loopback ports with short health, ejection and breaker timings."""
+    """A mesh on free loopback ports with short health, ejection and breaker timings. Billing
+    keeps its own SQLite file in `data` whatever the monolith's database (nothing to drop), and
+    looks for due renewals every second (the tests move the clock)."""
     return MeshConfig(
         data_dir=data,
         monolith_port=free_port(),
@@ -50,6 +57,9 @@ def e2e_config(data: Path, clock: TestClock, database_url: str, **env: str) -> M
         envoy_admin_port=free_port(),
         envoy_concurrency=1,
         metrics_port=0,
+        billing_port=free_port(),
+        sandbox_port=free_port(),
+        billing_database_url=f"sqlite:///{data / 'billing.db'}",
         health_interval=0.5,
         ejection_seconds=3.0,
         database_url=database_url,
@@ -62,6 +72,9 @@ def e2e_config(data: Path, clock: TestClock, database_url: str, **env: str) -> M
             "FITCO_BREAKER_OPEN_SECONDS": "2",
             "FITCO_COACH_GRACE_SECONDS": "2",
             "FITCO_MONOLITH_GRACE_SECONDS": "2",
+            "FITCO_BILLING_READINESS_INTERVAL": "0.5",
+            "FITCO_BILLING_GRACE_SECONDS": "2",
+            "FITCO_BILLING_RENEWAL_INTERVAL_SECONDS": "1",
             # The load tests drive a few users hard from one address: no edge rate limits
             # (tests/e2e/test_edge_limits.py runs its own Envoy with small ones).
             "FITCO_RATE_LIMITS": "none",

@@ -1,4 +1,5 @@
-"""Helpers for end-to-end tests against the real mesh (monolith, coaches, Envoy)."""
+"""Helpers for end-to-end tests against the real mesh (monolith, coaches, billing, the sandbox
+payment provider, Envoy)."""
 
 from __future__ import annotations
 
@@ -137,6 +138,26 @@ class EnvoyAdmin:
             for s in stats
             if "value" in s and s["name"].startswith(prefix)
         }
+
+    def hosts_healthy(self, cluster: str) -> bool:
+        """Every host of `cluster` passed Envoy's active health checks and is not ejected
+        (the membership gauges count a new host healthy before its first check has run)."""
+        with urllib.request.urlopen(f"{self.url}/clusters?format=json", timeout=5) as resp:
+            statuses = json.load(resp).get("cluster_statuses", [])
+        for status in statuses:
+            if status.get("name") != cluster:
+                continue
+            hosts = status.get("host_statuses", [])
+            return bool(hosts) and all(
+                h.get("health_status", {}).get("eds_health_status", "HEALTHY") == "HEALTHY"
+                and not any(
+                    flag
+                    for key, flag in h.get("health_status", {}).items()
+                    if key != "eds_health_status"
+                )
+                for h in hosts
+            )
+        return False
 
     def served(self) -> dict[str, int]:
         """Requests per upstream cluster (who actually answered)."""
@@ -335,7 +356,7 @@ class ExtraEdge:
 @contextmanager
 def extra_edge(mesh: Mesh, work: Path, **overrides: Any) -> Iterator[ExtraEdge]:
     """Start an Envoy rendered by the same code as `./fit run`'s, with `overrides` (limits,
-    TLS, ...), in front of `mesh`'s monolith and coaches; stop it at the end."""
+    TLS, ...), in front of `mesh`'s monolith, coaches and billing; stop it at the end."""
     c = mesh.config
     port, admin_port = free_port(), free_port()
     runtime = work / "runtime"
@@ -348,6 +369,7 @@ def extra_edge(mesh: Mesh, work: Path, **overrides: Any) -> Iterator[ExtraEdge]:
             "coach": fitedge.Endpoints(
                 [(c.host, c.coach_port + i) for i in range(c.coach_instances)]
             ),
+            "billing": fitedge.Endpoints([(c.host, c.billing_port)]),
             "descriptor": str(DESCRIPTOR_SET),
             "jwks": fitedge.jwks_from_public_key(
                 (c.data_dir / "keys" / "jwt_public.pem").read_bytes()
