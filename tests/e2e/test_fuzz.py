@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools import fuzz
+from devtools import fuzz, fuzz_data
 from tests.e2e.conftest import RunningMesh, e2e_config, running_mesh
 from tests.e2e.harness import TestClock
 
@@ -33,9 +33,8 @@ def fuzz_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]
 
 
 def test_fuzzing_the_openapi_finds_nothing(fuzz_mesh: RunningMesh, tmp_path: Path) -> None:
-    base_url = fuzz_mesh.mesh.config.envoy_url
-    key = (fuzz_mesh.mesh.config.data_dir / "keys" / "bootstrap.key").read_text().strip()
-    result = fuzz.run_schemathesis(base_url, fuzz.seed(base_url, key), CASES, tmp_path)
+    target = fuzz_data.Target.of(fuzz_mesh.mesh)
+    result = fuzz.run_schemathesis(target.base_url, fuzz_data.seed(target), CASES, tmp_path)
     output = (tmp_path / "schemathesis.out").read_text()
     assert fuzz.problems(result) == [], output[-6000:]
     assert result["server_errors"] == 0
