@@ -16,10 +16,7 @@ and a purge of expired idempotency keys (every FITCO_BILLING_IDEMPOTENCY_PURGE_S
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from fitco.billing.v1 import billing_pb2, billing_pb2_grpc
 
@@ -46,6 +43,7 @@ from fitcore.keys import (
     load_service_private_key,
     load_service_public_keys,
 )
+from fitcore.periodic import Background, Periodic
 from fitcore.server import ServerSettings, Service
 from fitcore.service_auth import ServiceTokenMinter, ServiceTokenVerifier
 from fitcore.settings import clock_from_env, token_settings
@@ -79,41 +77,6 @@ def sandbox_provider(env: Env) -> PaymentProvider:
         provider_api_key(env),
         env.get_float("FITCO_PROVIDER_TIMEOUT_SECONDS", 10.0),
     )
-
-
-class Background(Protocol):
-    """Work a billing process runs beside its server (the renewal loop, purges)."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class Periodic:
-    """Runs `task` every `seconds` on a daemon thread until stopped (a failure is logged and
-    the next round runs as planned)."""
-
-    def __init__(self, name: str, seconds: float, task: Callable[[], object]) -> None:
-        self._name = name
-        self._seconds = seconds
-        self._task = task
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._seconds):
-            try:
-                self._task()
-            except Exception:
-                log.warning("periodic task failed", extra={"task": self._name}, exc_info=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from fitcore.keys import (
     load_public_key,
     load_service_public_keys,
 )
+from fitcore.periodic import Periodic
 from fitcore.server import CachedCheck, ServerSettings, Service
 from fitcore.service_auth import ServiceTokenVerifier
 from fitcore.settings import clock_from_env, token_settings
@@ -63,7 +64,7 @@ from monolith.domain.stats import Stats
 from monolith.domain.tokens import TokenIssuer
 from monolith.domain.workout_sets import WorkoutSets
 from monolith.domain.workout_store import SessionStore
-from monolith.domain.workouts import Workouts
+from monolith.domain.workouts import CLOSE_BATCH, Workouts
 from monolith.migrations import MIGRATIONS
 
 log = logging.getLogger("monolith")
@@ -93,12 +94,18 @@ class Monolith:
     db: Database
     legacy: LegacyWod
     entitlements: EntitlementsClient
+    # Closing workout sessions left open (those of users who never come back to close them).
+    session_sweep: Periodic
 
     @property
     def port(self) -> int:
         return self.service.port
 
+    def start_background(self) -> None:
+        self.session_sweep.start()
+
     def stop(self) -> None:
+        self.session_sweep.stop()
         self.service.stop()
         self.entitlements.close()
         self.db.dispose()
@@ -158,8 +165,14 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
     system = SystemServicer(CachedCheck(ready, ttl=1.0), __version__)
     legacy_api = LegacyServicer(accounts, profiles, catalog)
     session_store = SessionStore(db, catalog, after_training=goals.refresh_in)
+    workouts = Workouts(db, session_store, clock)
+
+    def close_stale_sessions() -> None:
+        while workouts.close_stale(clock.now()) == CLOSE_BATCH:
+            pass  # a full batch: more may be waiting
+
     training = TrainingServicer(
-        Workouts(db, session_store, clock),
+        workouts,
         WorkoutSets(db, catalog, session_store, clock),
         Stats(db, catalog, session_store, clock),
         entitlements,
@@ -189,4 +202,9 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         # The edge's reflection is served here: describe the coach's and billing's too.
         described_elsewhere=service_names(nutrition_pb2, billing_pb2),
     )
-    return Monolith(service, db, legacy, entitlements)
+    sweep = Periodic(
+        "close-stale-sessions",
+        env.get_float("FITCO_SESSION_SWEEP_SECONDS", 600.0),
+        close_stale_sessions,
+    )
+    return Monolith(service, db, legacy, entitlements, sweep)
