@@ -12,7 +12,7 @@ characters). Per (user, key), one row in idempotency_keys:
   own idempotency key, so the card is never charged twice);
 - another request with the key and the same parameters (request_hash) waits up to
   `wait_seconds` for the first to finish and answers what it stored; still running then:
-  ABORTED; with other parameters: FAILED_PRECONDITION, reason IDEMPOTENCY_KEY_REUSED.
+  ABORTED; with other parameters: ALREADY_EXISTS (HTTP 409), reason IDEMPOTENCY_KEY_REUSED.
 
 A row `in_progress` holds a lease of IN_PROGRESS_LEASE: if its process died mid-request, a
 retry after the lease takes the key over instead of being refused for a day. Expired rows are
@@ -38,7 +38,7 @@ from billing.metrics import IDEMPOTENT_REPLAYS_TOTAL
 from billing.models import IdempotencyKeyRow
 from fitcore.clock import Clock
 from fitcore.db import Database, dialect_insert
-from fitcore.errors import FailedPrecondition, FieldViolation, InvalidArgument, ServiceError
+from fitcore.errors import AlreadyExists, FieldViolation, InvalidArgument, ServiceError
 
 log = logging.getLogger("billing.idempotency")
 
@@ -121,7 +121,7 @@ class Idempotency:
                 continue  # another request inserted it first: look at theirs
             if row.request_hash != req_hash:
                 IDEMPOTENT_REPLAYS_TOTAL.labels("reused_key").inc()
-                raise FailedPrecondition(
+                raise AlreadyExists(
                     "this Idempotency-Key was used with other parameters: use a new key",
                     reason="IDEMPOTENCY_KEY_REUSED",
                 )

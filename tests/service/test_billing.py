@@ -311,7 +311,7 @@ def test_same_key_same_request_answers_the_first_answer(billing: Running) -> Non
     assert second == first
     assert billing.provider.charge_count == 1
     reused = expect_error(
-        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ALREADY_EXISTS,
         lambda: billing.checkout(hana, plan="premium_yearly", key="same-key-0001"),
     )
     assert error_reason(reused) == "IDEMPOTENCY_KEY_REUSED"

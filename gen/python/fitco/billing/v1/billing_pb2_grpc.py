@@ -104,7 +104,7 @@ class BillingServiceServicer:
         """Checkout buys or renews a premium plan for the caller and charges the card token. The
         `Idempotency-Key` header (gRPC metadata `idempotency-key`, 8–255 characters) is required:
         the same key with the same parameters answers the stored first answer for 24 hours; with
-        other parameters it is FAILED_PRECONDITION (HTTP 400, reason IDEMPOTENCY_KEY_REUSED); while
+        other parameters it is ALREADY_EXISTS (HTTP 409, reason IDEMPOTENCY_KEY_REUSED); while
         the first request with that key is still running, ABORTED (HTTP 409) after a short wait.
         A declined card is FAILED_PRECONDITION with the provider's reason (card_declined,
         insufficient_funds) in the error details, and the caller stays on the free plan. A card
