@@ -281,6 +281,9 @@ def test_state_is_bounded(start_sandbox: StartSandbox, receiver: Receiver) -> No
         charge(provider, tokens[0], key="old")
     charge(provider, tokens[4], key="new-1")
     receiver.wait_for(1)  # the first event failed and waits for its retry in the queue
+    deadline = time.monotonic() + 5  # (once the sender has taken the 500 and queued it again)
+    while sandbox.sender.pending() != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     charge(provider, tokens[3], key="new-2")
     assert (sandbox.sender.pending(), sandbox.sender.dropped) == (1, 1)
     assert sandbox.store.sizes()["tokens"] == 3
