@@ -17,7 +17,6 @@ from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from fitco.history.v1 import history_pb2, history_pb2_grpc
 from fitco.training.v1 import training_pb2, training_pb2_grpc
 from fitco.user.v1 import user_pb2, user_pb2_grpc
-from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Histogram
@@ -40,6 +39,7 @@ from fitcore.errors import (
     Unavailable,
 )
 from fitcore.service_auth import ServiceTokenMinter
+from fitcore.timestamps import timestamp
 
 T = TypeVar("T")
 log = logging.getLogger("coach.monolith")
@@ -118,12 +118,6 @@ class NutritionReads:
     preferences: user_pb2.Preferences
     # None: the monolith has no session service (yet); the plan goes without session data.
     sessions: training_pb2.ListSessionsResponse | None
-
-
-def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(moment)
-    return out
 
 
 class MonolithClient:
@@ -244,7 +238,7 @@ class MonolithClient:
             user_pb2.GetPreferencesRequest(), timeout=self.deadline, metadata=md
         )
         hist_f = self.history.ListHistory.future(
-            history_pb2.ListHistoryRequest(start_time=_ts(since), page_size=HISTORY_PAGE),
+            history_pb2.ListHistoryRequest(start_time=timestamp(since), page_size=HISTORY_PAGE),
             timeout=self.deadline,
             metadata=md,
         )
@@ -261,7 +255,7 @@ class MonolithClient:
         self, since: datetime, token: str, md: Metadata
     ) -> history_pb2.ListHistoryResponse:
         req = history_pb2.ListHistoryRequest(
-            start_time=_ts(since), page_size=HISTORY_PAGE, page_token=token
+            start_time=timestamp(since), page_size=HISTORY_PAGE, page_token=token
         )
         return self._call(
             "ListHistory", lambda: self.history.ListHistory(req, timeout=self.deadline, metadata=md)

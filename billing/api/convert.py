@@ -3,24 +3,19 @@ and last 4 (the domain holds no more)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fitco.billing.v1 import billing_pb2
-from google.protobuf import timestamp_pb2
 
 from billing.domain.entitlements import EntitlementsView
 from billing.domain.payments import REQUIRES_ACTION
 from billing.domain.views import PaymentView, SubscriptionView
 from billing.plans import Plan
+from fitcore.timestamps import timestamp
 
 # NextAction.type of a payment waiting for the cardholder (3-D Secure at the provider).
 AUTHENTICATE = "authenticate"
 
 
-def ts(moment: datetime) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(moment)
-    return out
+ts = timestamp
 
 
 def plan(p: Plan) -> billing_pb2.Plan:

@@ -235,18 +235,7 @@ class Checkout:
                     actor=ACTOR,
                 )
             else:
-                payments.settle_charge(
-                    s,
-                    payment,
-                    status=charge.status,
-                    failure_code=charge.failure_code,
-                    card_brand=charge.card_brand,
-                    card_last4=charge.card_last4,
-                    next_action_url=charge.next_action_url,
-                    at=now,
-                    actor=ACTOR,
-                    charge_id=charge.id,
-                )
+                payments.settle_provider_charge(s, payment, charge, at=now, actor=ACTOR)
                 sub = s.get(SubscriptionRow, payment.subscription_id)
                 paid = payment.status in payments.PAID
                 if paid and sub is not None and sub.status == states.ACTIVE:

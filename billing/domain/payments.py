@@ -26,6 +26,7 @@ from billing.domain import states
 from billing.domain.times import utc
 from billing.metrics import ORPHAN_PAYMENTS_TOTAL, PAYMENTS_TOTAL
 from billing.models import PaymentRow, SubscriptionRow
+from billing.provider import Charge
 
 log = logging.getLogger("billing.payments")
 
@@ -71,6 +72,25 @@ def lock_payment_by_charge(s: Session, charge_id: str) -> PaymentRow | None:
         .execution_options(populate_existing=True)
     )
     return s.scalars(stmt).first()
+
+
+def settle_provider_charge(
+    s: Session, payment: PaymentRow, charge: Charge, *, at: datetime, actor: str
+) -> None:
+    """`settle_charge` with the provider's synchronous answer to a charge call (checkout and
+    renewals; webhooks carry the same fields in their event)."""
+    settle_charge(
+        s,
+        payment,
+        status=charge.status,
+        failure_code=charge.failure_code,
+        card_brand=charge.card_brand,
+        card_last4=charge.card_last4,
+        next_action_url=charge.next_action_url,
+        at=at,
+        actor=actor,
+        charge_id=charge.id,
+    )
 
 
 def settle_charge(

@@ -232,18 +232,7 @@ class Renewals:
             if payment is None:
                 return
             if charge is not None:
-                payments.settle_charge(
-                    s,
-                    payment,
-                    status=charge.status,
-                    failure_code=charge.failure_code,
-                    card_brand=charge.card_brand,
-                    card_last4=charge.card_last4,
-                    next_action_url=charge.next_action_url,
-                    at=now,
-                    actor=ACTOR,
-                    charge_id=charge.id,
-                )
+                payments.settle_provider_charge(s, payment, charge, at=now, actor=ACTOR)
             sub = s.get(
                 SubscriptionRow,
                 payment.subscription_id,

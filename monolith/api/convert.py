@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fitco.history.v1 import history_pb2
 from fitco.user.v1 import user_pb2
-from google.protobuf import timestamp_pb2
 
+from fitcore.timestamps import optional_datetime, timestamp
 from monolith.domain.accounts import UserView
 from monolith.domain.history import EntryView, ServedWodView, WodItemView
 from monolith.domain.preferences import PreferencesView
 from monolith.domain.profiles import MetricView, ProfileView
 
-
-def ts(moment: datetime) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(moment.astimezone(UTC))
-    return out
-
-
-def opt_time(message: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    if not present:
-        return None
-    return message.ToDatetime(tzinfo=UTC)
+ts = timestamp
+opt_time = optional_datetime
 
 
 def user(view: UserView) -> user_pb2.User:
