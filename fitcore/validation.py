@@ -262,7 +262,10 @@ def _check_text(
             out.add(path, f"must match the pattern {schema.pattern}")
         return
     if schema.enum and value not in schema.enum:
-        out.add(path, f"must be one of {', '.join(schema.enum)}")
+        # "" in an enum means "leave it out" (proto3 JSON cannot send an empty value otherwise).
+        named = [v for v in schema.enum if v]
+        empty = " (or empty)" if len(named) < len(schema.enum) else ""
+        out.add(path, f"must be one of {', '.join(named)}{empty}")
     if schema.format == "email" and not _EMAIL.match(value):
         out.add(path, "must be an email address")
     elif schema.format == "date" and not _is_date(value):

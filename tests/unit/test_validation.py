@@ -21,6 +21,7 @@ from fitco.coach.v1 import coach_pb2
 from fitco.history.v1 import history_pb2
 from fitco.legacy.v1 import legacy_pb2
 from fitco.system.v1 import system_pb2
+from fitco.training.v1 import training_pb2
 from fitco.user.v1 import user_pb2
 from google.api import httpbody_pb2
 from google.protobuf import descriptor as _d
@@ -114,6 +115,8 @@ def test_formats_and_enums() -> None:
             "day": "must be a date YYYY-MM-DD"
         }
     assert found(history_pb2.GetServedWodRequest(day="2028-02-29")) == {}
+    stats = training_pb2.GetStatsRequest(period="DAY")  # "" is allowed: said as "or empty"
+    assert found(stats) == {"period": "must be one of WEEK, MONTH, YEAR (or empty)"}
 
 
 # -- numbers ------------------------------------------------------------------------------
