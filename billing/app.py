@@ -4,13 +4,14 @@ Who the callers are:
 - users (Checkout, GetSubscription, CancelSubscription) and admins (ListSubscriptions,
   RefundPayment): their access tokens are verified here (signature, expiry, audience) and
   checked against revocation with the monolith's CheckToken, cached per user for
-  FITCO_TOKEN_VERSION_CACHE_SECONDS (billing/monolith_client.py says why);
+  FITCO_TOKEN_VERSION_CACHE_SECONDS (fitcore/token_check.py says why);
 - the coach and the monolith (GetEntitlements, INTERNAL): their service tokens, and no other
   service's, are trusted;
 - the payment provider (ReceiveWebhook, PUBLIC): its signature, checked by the domain.
 
-Beside the server: the renewal loop (every FITCO_BILLING_RENEWAL_INTERVAL_SECONDS, default 60)
-and a purge of expired idempotency keys (every FITCO_BILLING_IDEMPOTENCY_PURGE_SECONDS).
+Beside the server: the renewal loop (every FITCO_BILLING_RENEWAL_INTERVAL_SECONDS, default 60),
+a purge of expired idempotency keys (every FITCO_BILLING_IDEMPOTENCY_PURGE_SECONDS) and the
+outbox relay publishing SUBSCRIPTION_CHANGED events to the bus at FITCO_NATS_URL.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from billing.domain.renewals import RenewalLoop, Renewals
 from billing.domain.subscriptions import Subscriptions
 from billing.domain.webhooks import Webhooks
 from billing.migrations import MIGRATIONS
-from billing.monolith_client import MonolithClient
 from billing.provider import PaymentProvider
 from billing.sandbox_client import SandboxProvider
 from fitcore.auth import TokenVerifier
@@ -43,10 +43,12 @@ from fitcore.keys import (
     load_service_private_key,
     load_service_public_keys,
 )
+from fitcore.outbox_relay import OutboxRelay
 from fitcore.periodic import Background, Periodic
 from fitcore.server import ServerSettings, Service
 from fitcore.service_auth import ServiceTokenMinter, ServiceTokenVerifier
 from fitcore.settings import clock_from_env, token_settings
+from fitcore.token_check import MonolithTokenCheck
 from fitcore.token_versions import DEFAULT_TTL_SECONDS, TokenVersionCache
 
 log = logging.getLogger("billing")
@@ -83,22 +85,26 @@ def sandbox_provider(env: Env) -> PaymentProvider:
 class Billing:
     service: Service
     db: Database
-    monolith: MonolithClient
+    monolith: MonolithTokenCheck
     checkout: Checkout
     subscriptions: Subscriptions
     idempotency: Idempotency
     webhooks: Webhooks
     renewals: Renewals
     background: list[Background] = field(default_factory=list)
+    # Started with the background work, stopped after the server (its last RPCs' events).
+    relay: OutboxRelay | None = None
 
     @property
     def port(self) -> int:
         return self.service.port
 
     def start_background(self) -> None:
-        """Run the background work: renewals, purging expired idempotency keys."""
+        """Run the background work: renewals, purging expired idempotency keys, the relay."""
         for task in self.background:
             task.start()
+        if self.relay is not None:
+            self.relay.start()
 
     def start(self) -> None:
         """Serve, with the background work (tests; `python -m billing` uses fitcore.serve)."""
@@ -109,6 +115,8 @@ class Billing:
         for task in self.background:
             task.stop()
         self.service.stop()
+        if self.relay is not None:
+            self.relay.stop()
         self.monolith.close()
         self.db.dispose()
 
@@ -127,7 +135,7 @@ def build(
     clock = clock or clock_from_env(env)
     provider = provider or sandbox_provider(env)
     db, head = open_database(env, database_url(env), MIGRATIONS, log)
-    monolith = MonolithClient(
+    monolith = MonolithTokenCheck(
         env.get_str("FITCO_MONOLITH_TARGET", "127.0.0.1:50051"),
         env.get_float("FITCO_BILLING_MONOLITH_DEADLINE_SECONDS", 2.0),
         ServiceTokenMinter(SERVICE_NAME, load_service_private_key(env, SERVICE_NAME)),
@@ -174,6 +182,16 @@ def build(
             idempotency.purge,
         ),
     ]
+    relay = OutboxRelay.from_env(env, db, SERVICE_NAME)
     return Billing(
-        service, db, monolith, checkout, subscriptions, idempotency, webhooks, renewals, background
+        service,
+        db,
+        monolith,
+        checkout,
+        subscriptions,
+        idempotency,
+        webhooks,
+        renewals,
+        background,
+        relay,
     )

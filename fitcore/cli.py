@@ -1,5 +1,6 @@
-"""The command line of a service that owns a database (`python -m monolith`, `python -m billing`):
-`serve` (the default), `migrate` (upgrade its schema to head) and `downgrade REV`.
+"""The command line of a service that owns a database (`python -m monolith`, `python -m billing`,
+`python -m realtime`): `serve` (the default), `migrate` (upgrade its schema to head) and
+`downgrade REV`.
 
 `serve` with FITCO_AUTO_MIGRATE=true upgrades the schema first; otherwise the schema is the
 job of `migrate` (the compose service and the Kubernetes jobs run it once, not every replica).
@@ -26,6 +27,27 @@ def database_service_main(
     """Run the command in `argv` (default: the process's arguments) for service `name`: its
     schema is `migrations` at `database_url(env)`; `build(env)` makes the app to serve (with
     any background work started: `serve` starts the gRPC server itself). The exit code."""
+
+    def run(env: Env, prepare: Callable[[], None]) -> int:
+        def start() -> App:
+            prepare()
+            return build(env)
+
+        return serve(name, start)
+
+    return database_cli(name, migrations, database_url, run, argv)
+
+
+def database_cli(
+    name: str,
+    migrations: Migrations,
+    database_url: Callable[[Env], str],
+    run: Callable[[Env, Callable[[], None]], int],
+    argv: list[str] | None = None,
+) -> int:
+    """The command line itself, for any kind of server: `run(env, prepare)` serves until
+    told to stop and returns the exit code, calling `prepare()` (the FITCO_AUTO_MIGRATE
+    upgrade) before it builds anything (fitcore.aio_server.serve_async for asyncio servers)."""
     parser = argparse.ArgumentParser(prog=f"python -m {name}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the gRPC server (default)")
@@ -41,9 +63,8 @@ def database_service_main(
         migrations.downgrade(database_url(env), args.revision)
         return 0
 
-    def start() -> App:
+    def prepare() -> None:
         if env.get_bool("FITCO_AUTO_MIGRATE", False):
             migrations.upgrade(database_url(env))
-        return build(env)
 
-    return serve(name, start)
+    return run(env, prepare)

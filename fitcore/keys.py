@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 # Services that call INTERNAL RPCs: each gets an identity key pair, generated for local runs
 # here and for compose/Kubernetes by `./fit secrets`; production mounts its own (adr/05).
-# monolith: asks billing for entitlements; billing: asks the monolith's CheckToken whether a
-# user's token was revoked.
-SERVICE_IDENTITIES = ("coach", "monolith", "billing")
+# monolith: asks billing for entitlements; billing and realtime: ask the monolith's CheckToken
+# whether a user's token was revoked.
+SERVICE_IDENTITIES = ("coach", "monolith", "billing", "realtime")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, MetaData, String, Table, inspect, select
+from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, inspect, pool, select
 
 from fitcore.db import ensure_sqlite_dir
 
@@ -46,3 +46,24 @@ class Migrations:
         head = ScriptDirectory.from_config(self.config("sqlite://")).get_current_head()
         assert head is not None
         return head
+
+
+def run_online(target_metadata: MetaData) -> None:
+    """The body of every service's Alembic `env.py` (online mode only: migrations run against a
+    live database): the URL and the version table come from the Config `Migrations.config`
+    makes; SQLite alters tables in batch mode (it cannot ALTER most things in place)."""
+    from alembic import context  # noqa: PLC0415 - only inside an Alembic run
+
+    config = context.config
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    connectable = create_engine(url, poolclass=pool.NullPool)
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table=config.get_main_option("version_table") or "alembic_version",
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()

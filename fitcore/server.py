@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -34,18 +34,43 @@ Registrar = Callable[[grpc.Server], None]
 LIVENESS_SERVICE = "liveness"
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    """How a service serves. Every bound has a default that keeps health and unary RPCs
-    answering whatever streams and slow clients do (see adr/04-availability.md)."""
+@dataclass(frozen=True, kw_only=True)
+class ServingSettings:
+    """What every server of ours is told, on a thread pool (`ServerSettings`) or on asyncio
+    (fitcore.aio_server): where it listens, how it reports readiness and metrics, how long it
+    drains and waits for in-flight RPCs when it stops. Read from `<prefix>_*` variables."""
 
     address: str
-    max_workers: int
     grace_seconds: float
     drain_seconds: float
     metrics_port: int
     metrics_host: str
     readiness_interval: float
+    reflection: bool = True
+
+    def with_address(self, address: str | None) -> Self:
+        return self if address is None else dataclasses.replace(self, address=address)
+
+    @staticmethod
+    def env_values(env: Env, prefix: str, default_address: str) -> dict[str, Any]:
+        """The fields of this class from the environment (for a subclass's `from_env`)."""
+        return {
+            "address": env.get_str(f"{prefix}_ADDR", default_address),
+            "grace_seconds": env.get_float(f"{prefix}_GRACE_SECONDS", 10.0),
+            "drain_seconds": env.get_float(f"{prefix}_DRAIN_SECONDS", 0.0),
+            "metrics_port": env.get_int(f"{prefix}_METRICS_PORT", 0),
+            "metrics_host": env.get_str(f"{prefix}_METRICS_HOST", "127.0.0.1"),
+            "readiness_interval": env.get_float(f"{prefix}_READINESS_INTERVAL", 2.0),
+            "reflection": env.get_bool(f"{prefix}_REFLECTION", True),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings(ServingSettings):
+    """How a thread-pool service serves. Every bound has a default that keeps health and unary
+    RPCs answering whatever streams and slow clients do (see adr/04-availability.md)."""
+
+    max_workers: int
     # RPCs admitted at once (running + queued for a worker); beyond it grpcio answers
     # RESOURCE_EXHAUSTED at once instead of queueing without bound.
     max_concurrent_rpcs: int = 256
@@ -53,10 +78,6 @@ class ServerSettings:
     max_streams: int = 4
     stream_max_seconds: float = 300.0
     stream_idle_seconds: float = 30.0
-    reflection: bool = True
-
-    def with_address(self, address: str | None) -> ServerSettings:
-        return self if address is None else dataclasses.replace(self, address=address)
 
     @classmethod
     def from_env(cls, env: Env, prefix: str, default_address: str) -> ServerSettings:
@@ -70,18 +91,12 @@ class ServerSettings:
                 "each open stream holds a worker thread"
             )
         return cls(
-            address=env.get_str(f"{prefix}_ADDR", default_address),
+            **cls.env_values(env, prefix, default_address),
             max_workers=workers,
-            grace_seconds=env.get_float(f"{prefix}_GRACE_SECONDS", 10.0),
-            drain_seconds=env.get_float(f"{prefix}_DRAIN_SECONDS", 0.0),
-            metrics_port=env.get_int(f"{prefix}_METRICS_PORT", 0),
-            metrics_host=env.get_str(f"{prefix}_METRICS_HOST", "127.0.0.1"),
-            readiness_interval=env.get_float(f"{prefix}_READINESS_INTERVAL", 2.0),
             max_concurrent_rpcs=env.get_int(f"{prefix}_MAX_CONCURRENT_RPCS", workers * 16),
             max_streams=max_streams,
             stream_max_seconds=env.get_float(f"{prefix}_STREAM_MAX_SECONDS", 300.0),
             stream_idle_seconds=env.get_float(f"{prefix}_STREAM_IDLE_SECONDS", 30.0),
-            reflection=env.get_bool(f"{prefix}_REFLECTION", True),
         )
 
 

@@ -28,6 +28,7 @@ from fitcore.keys import ensure_dev_keys, load_service_private_key
 from fitcore.service_auth import ServiceTokenMinter
 from monolith import migrations
 from monolith.app import Monolith, build
+from tests.natsfix import nats_server  # noqa: F401  (fixture)
 
 PG_ENV = "FITCO_TEST_POSTGRES_URL"
 BACKENDS = [

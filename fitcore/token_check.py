@@ -1,12 +1,12 @@
-"""Billing's one call to the monolith: CheckToken, so billing refuses revoked user tokens too.
+"""Asking the monolith whether a user's token was revoked: CheckToken (INTERNAL), with the
+user's token and the calling service's own service token, for services that verify tokens
+themselves but cannot know about logouts and password changes (adr/05).
 
-Billing verifies a user token's signature, expiry and audience itself (fitcore.auth); whether
-the token was revoked (a logout, a password change) only the monolith knows. Billing asks it
-like the coach does: CheckToken (INTERNAL) with the user's token and billing's own service
-token, at most once per user every few seconds (fitcore.token_versions.TokenVersionCache).
-Taking payments on a revoked token would be worse than a short outage, so when the monolith
-cannot be asked the user's request fails (UNAVAILABLE); provider webhooks carry no user token
-and never depend on it.
+Used behind fitcore.token_versions.TokenVersionCache, so the monolith is asked at most once per
+user every few seconds. When the monolith cannot be asked the user's request fails
+(UNAVAILABLE): serving a revoked token (taking a payment on it, streaming a user's events)
+would be worse than a short outage. Billing and the realtime service use it; the coach asks
+through its own monolith client, behind its circuit breaker.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ from fitcore.clients import code_of, error_reason, forwarded_metadata, mesh_chan
 from fitcore.errors import Unauthenticated, Unavailable
 from fitcore.service_auth import ServiceTokenMinter
 
-log = logging.getLogger("billing.monolith")
+log = logging.getLogger("fitcore.token_check")
 
 
-class MonolithClient:
+class MonolithTokenCheck:
+    """`token_version` is a TokenVersionCache source. Blocking: an asyncio caller runs it on a
+    thread (fitcore.aio_server authenticates on threads of its own)."""
+
     def __init__(self, target: str, deadline: float, identity: ServiceTokenMinter) -> None:
         self.target = target
         self.deadline = deadline
