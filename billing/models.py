@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from fitcore.dbnames import NAMING_CONVENTION
+from fitcore.outbox import outbox_table
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -155,3 +156,8 @@ class WebhookEventRow(Base):
     # When the provider created the event, and when it arrived (webhook lag).
     created_at: Mapped[datetime] = mapped_column(TS)
     received_at: Mapped[datetime] = mapped_column(TS)
+
+
+# SUBSCRIPTION_CHANGED events, written with the audited transition that causes them, for the
+# relay to publish (fitcore.outbox, migration 0002).
+EVENT_OUTBOX = outbox_table(Base.metadata)

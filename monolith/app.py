@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from fitco.billing.v1 import billing_pb2
 from fitco.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from fitco.coach.v1 import coach_pb2, coach_pb2_grpc
+from fitco.events.v1 import events_pb2
 from fitco.goals.v1 import goals_pb2, goals_pb2_grpc
+from fitco.groups.v1 import groups_pb2
 from fitco.history.v1 import history_pb2, history_pb2_grpc
 from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
 from fitco.nutrition.v1 import nutrition_pb2
 from fitco.system.v1 import system_pb2, system_pb2_grpc
 from fitco.training.v1 import training_pb2, training_pb2_grpc
 from fitco.user.v1 import user_pb2, user_pb2_grpc
+from sqlalchemy.orm import Session
 
 from fitcore.access import service_names
 from fitcore.auth import TokenVerifier
@@ -30,6 +33,7 @@ from fitcore.keys import (
     load_public_key,
     load_service_public_keys,
 )
+from fitcore.outbox_relay import OutboxRelay
 from fitcore.periodic import Periodic
 from fitcore.server import CachedCheck, ServerSettings, Service
 from fitcore.service_auth import ServiceTokenVerifier
@@ -62,6 +66,7 @@ from monolith.domain.served_wods import ServedWods
 from monolith.domain.sessions import Sessions
 from monolith.domain.stats import Stats
 from monolith.domain.tokens import TokenIssuer
+from monolith.domain.workout_events import Streaks
 from monolith.domain.workout_sets import WorkoutSets
 from monolith.domain.workout_store import SessionStore
 from monolith.domain.workouts import CLOSE_BATCH, Workouts
@@ -96,6 +101,8 @@ class Monolith:
     entitlements: EntitlementsClient
     # Closing workout sessions left open (those of users who never come back to close them).
     session_sweep: Periodic
+    # Publishing the events the domain writes to the outbox (fitcore.outbox) to the bus.
+    relay: OutboxRelay
 
     @property
     def port(self) -> int:
@@ -103,10 +110,12 @@ class Monolith:
 
     def start_background(self) -> None:
         self.session_sweep.start()
+        self.relay.start()
 
     def stop(self) -> None:
         self.session_sweep.stop()
         self.service.stop()
+        self.relay.stop()  # after the server: the last RPCs' events go too
         self.entitlements.close()
         self.db.dispose()
 
@@ -145,8 +154,14 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         cache_seconds=env.get_float("FITCO_TOKEN_VERSION_CACHE_SECONDS", DEFAULT_TTL_SECONDS),
     )
     goals = Goals(db, catalog, clock)
+    streaks = Streaks(clock)
+
+    def after_logged(s: Session, user_id: int) -> None:
+        goals.refresh_in(s, user_id)
+        streaks.after_training(s, user_id)  # a logged exercise is training too
+
     # New weights and logged exercises settle the user's goals in their own transaction.
-    history = History(db, catalog, clock, after_logged=goals.refresh_in)
+    history = History(db, catalog, clock, after_logged=after_logged)
     profiles = Profiles(db, clock, after_weight=goals.refresh_in)
     preferences = Preferences(db, clock)
     wods = ServedWods(db, catalog, clock)
@@ -199,12 +214,14 @@ def build(env: Env, *, clock: Clock | None = None, address: str | None = None) -
         ),
         readiness=ready,
         error_mapper=db_error_to_service_error,
-        # The edge's reflection is served here: describe the coach's and billing's too.
-        described_elsewhere=service_names(nutrition_pb2, billing_pb2),
+        # The edge's reflection is served here: describe the coach's, billing's and the
+        # realtime service's too.
+        described_elsewhere=service_names(nutrition_pb2, billing_pb2, events_pb2, groups_pb2),
     )
     sweep = Periodic(
         "close-stale-sessions",
         env.get_float("FITCO_SESSION_SWEEP_SECONDS", 600.0),
         close_stale_sessions,
     )
-    return Monolith(service, db, legacy, entitlements, sweep)
+    relay = OutboxRelay.from_env(env, db, SERVICE_NAME)
+    return Monolith(service, db, legacy, entitlements, sweep, relay)

@@ -18,11 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from fitcore.dbnames import NAMING_CONVENTION
+from fitcore.outbox import outbox_table
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -45,6 +47,8 @@ class UserRow(Base):
     # Incremented by a logout or a password change; tokens carry the version they were issued
     # with (`tv`), older ones are refused (migration 0006).
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The user's day a STREAK event was last sent for (one per day at most, migration 0009).
+    last_streak_day: Mapped[date | None] = mapped_column(Date)
 
     profile: Mapped[ProfileRow | None] = relationship(back_populates="user", uselist=False)
 
@@ -242,6 +246,9 @@ class GoalRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     achieved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A GOAL_OFF_TRACK event was sent and the goal has not been back on track since
+    # (migration 0009): the event is sent once per fall from on track.
+    off_track: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class WorkoutSessionRow(Base):
@@ -277,3 +284,8 @@ class WorkoutSessionRow(Base):
     volume_kg: Mapped[float] = mapped_column(Float, default=0.0)
     set_count: Mapped[int] = mapped_column(Integer, default=0)
     body_weight_kg: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+# Events written with the changes that cause them, for the relay to publish (fitcore.outbox,
+# migration 0009).
+EVENT_OUTBOX = outbox_table(Base.metadata)

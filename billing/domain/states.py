@@ -11,6 +11,11 @@ and it always records the change in the audit trail (subscription_events).
 
 Entitlements follow the state: premium while `active` (until current_period_end) and while
 `past_due` (the grace period), never otherwise.
+
+A transition that changes what the user has is also a SUBSCRIPTION_CHANGED event on the user's
+event stream (fitcore.outbox, in the same transaction as the audit row): ACTIVATED (active from
+another status), PAST_DUE, CANCELED (from a premium state: a checkout that never became active
+was never the user's premium, and its failure is answered to the checkout itself).
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
+from fitco.events.v1 import events_pb2
 from sqlalchemy.orm import Session
 
 from billing.models import SubscriptionEventRow, SubscriptionRow
+from fitcore.outbox import add_event
+from fitcore.timestamps import timestamp
 
 NONE: Final = "none"  # shown when the user never subscribed; never stored
 INCOMPLETE: Final = "incomplete"
@@ -85,7 +93,34 @@ def move(
             at=at,
         )
     )
+    change = _change(sub.status, to)
     sub.status = to
     sub.updated_at = at
     if to == CANCELED and sub.canceled_at is None:
         sub.canceled_at = at
+    if change:
+        _add_changed_event(s, sub, change, at)
+
+
+def _change(current: str, to: str) -> str:
+    """The SUBSCRIPTION_CHANGED `change` of a transition ("" = not an event)."""
+    if to == ACTIVE and current != ACTIVE:
+        return "ACTIVATED"
+    if to == PAST_DUE and current != PAST_DUE:
+        return "PAST_DUE"
+    if to == CANCELED and current in PREMIUM_STATES:
+        return "CANCELED"
+    return ""
+
+
+def _add_changed_event(s: Session, sub: SubscriptionRow, change: str, at: datetime) -> None:
+    changed = events_pb2.SubscriptionChanged(change=change, status=sub.status, plan_id=sub.plan_id)
+    if sub.current_period_end is not None:
+        changed.current_period_end.CopyFrom(timestamp(sub.current_period_end))
+    add_event(
+        s,
+        sub.user_id,
+        events_pb2.WatchEventsResponse(
+            type="SUBSCRIPTION_CHANGED", time=timestamp(at), subscription_changed=changed
+        ),
+    )

@@ -102,6 +102,11 @@ def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float] | Non
     return mean_y - slope * mean_x, slope
 
 
+def has_trend(points: Sequence[tuple[float, float]]) -> bool:
+    """Whether the points make a trend worth judging a goal by (see MIN_TREND_POINTS)."""
+    return len(points) >= MIN_TREND_POINTS and fit_line(points) is not None
+
+
 def days_to_target(
     points: Sequence[tuple[float, float]], target: float, direction: int
 ) -> float | None:

@@ -16,8 +16,12 @@ decision and its write belong to one snapshot. The user's profile row is locked 
 and cannot both pass the limit of MAX_ACTIVE_GOALS. A refused request still commits what it
 settled (the refusal is raised after the commit) and writes nothing else.
 
+Settling a goal ACHIEVED, and a goal falling off track after new data, are events on the
+user's event stream, written in the same transaction (`goal_events`).
+
 Beside this module: `goal_checks` (the rules of a new or changed goal), `goal_data` (measuring
-the user's data), `goal_progress` (the maths, pure) and `goal_views` (a goal as answered).
+the user's data), `goal_events` (the events), `goal_progress` (the maths, pure) and
+`goal_views` (a goal as answered).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from fitcore.db import Database, dialect_insert
 from fitcore.errors import FailedPrecondition, NotFound, ServiceError, Validator
 from fitrules.days import local_day, zone
 from monolith.domain import goal_checks as checks
+from monolith.domain import goal_events
 from monolith.domain import goal_progress as gp
 from monolith.domain.catalog import Catalog
 from monolith.domain.common import as_utc, user_or_not_found
@@ -137,8 +142,11 @@ class Goals:
 
     def refresh_in(self, s: Session, user_id: int) -> None:
         """`refresh` inside the caller's write transaction (which should hold the user's
-        profile lock already, or take no other lock after this)."""
-        self._settle(self._context(s, user_id, create_profile=False))
+        profile lock already, or take no other lock after this); the data changed, so the
+        goals left active are also judged on or off track (GOAL_OFF_TRACK)."""
+        ctx = self._context(s, user_id, create_profile=False)
+        self._settle(ctx)
+        goal_events.watch_tracks(s, ctx.active, ctx.readings, ctx.now)
 
     # -- transactions, settling ---------------------------------------------------------
 
@@ -195,6 +203,8 @@ class Goals:
                 reached_in_time = local_day(at, ctx.readings.tz) <= row.target_date
                 row.status = gp.ACHIEVED if reached_in_time else gp.EXPIRED
                 row.achieved_at = at if reached_in_time else None
+                if reached_in_time:
+                    goal_events.achieved(ctx.s, row, reading.current, ctx.now)
             elif ctx.today > row.target_date:
                 row.status = gp.EXPIRED
             else:

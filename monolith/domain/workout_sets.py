@@ -7,6 +7,9 @@ second table to keep in step.
 LogSet is idempotent on the client's `client_set_id` within a session: a unique constraint on
 (session_id, client_set_id) holds it even for concurrent retries, whose loser reads back the
 stored set. The same id with other values is a client bug, answered ALREADY_EXISTS.
+
+A new set (never its replay) is also SET_LOGGED activity for the user's live group sessions,
+and a PERSONAL_RECORD or STREAK event when it makes one (`workout_events`), in its transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from fitcore.clock import Clock
 from fitcore.db import Database
 from fitcore.errors import AlreadyExists, FailedPrecondition, Validator
 from fitrules.days import local_day
+from monolith.domain import workout_events
 from monolith.domain.catalog import Catalog
 from monolith.domain.common import user_zone
 from monolith.domain.workout_rules import MAX_SETS_PER_SESSION, TIMED_MEASURES
@@ -108,8 +112,14 @@ class WorkoutSets:
                 )
                 s.add(new)
                 s.flush()
+                view = self._store.set_view(new)
+                workout_events.set_logged(s, new, view.exercise_name)
+                workout_events.personal_record(s, new, view.exercise_name, now)
                 self._store.after_training(s, user_id)
-                return self._store.set_view(new), True
+                # After the goals: their profile lock first, then the user row (the order
+                # UpdateProfile takes them in), so the two cannot deadlock.
+                workout_events.streak(s, user_id, new.day, now)
+                return view, True
         except IntegrityError:
             # A concurrent retry of the same set was stored first: answer with that one.
             with self._db.transaction(write=False) as s:

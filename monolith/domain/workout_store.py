@@ -3,7 +3,8 @@ when a session ends (by EndSession or automatically). Shared by the session life
 (`monolith.domain.workouts`) and set logging (`monolith.domain.workout_sets`).
 
 Views are built in a fixed number of queries whatever the number of sessions (their sets, the
-served WODs they follow, the body weights), never one query per row.
+served WODs they follow, the body weights), never one query per row. Closing a session writes
+its SESSION_ENDED event in the same transaction (`monolith.domain.workout_events`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from fitcore.db import Database
 from fitcore.errors import NotFound
 from fitrules.strength import epley_1rm
+from monolith.domain import workout_events
 from monolith.domain.catalog import Catalog
 from monolith.domain.common import AfterUserData, as_utc, no_hook
 from monolith.domain.workout_rules import (
@@ -158,11 +160,19 @@ class SessionStore:
                 return
         with self._db.transaction() as s:
             rows = list(s.scalars(select(WorkoutSessionRow).where(*stale).with_for_update()))
-            self.close(s, rows, ended_at=None)
+            self.close(s, rows, ended_at=None, now=now)
 
-    def close(self, s: Session, rows: list[WorkoutSessionRow], ended_at: datetime | None) -> None:
+    def close(
+        self,
+        s: Session,
+        rows: list[WorkoutSessionRow],
+        ended_at: datetime | None,
+        *,
+        now: datetime,
+    ) -> None:
         """End `rows` at `ended_at` (EndSession), or, when None (left open), at their last
-        set's time (their start when they have none); store their totals."""
+        set's time (their start when they have none); store their totals. `now`: when they
+        are closed (the SESSION_ENDED events' time)."""
         sets = self.sets_of(s, [r.id for r in rows])
         weights = body_weights(s, {r.user_id for r in rows})
         for row in rows:
@@ -179,6 +189,7 @@ class SessionStore:
             row.volume_kg = totals.volume_kg
             row.set_count = totals.set_count
             row.body_weight_kg = body
+            workout_events.session_ended(s, row, now)
         s.flush()
         for user_id in sorted({r.user_id for r in rows}):
             self.after_training(s, user_id)

@@ -101,7 +101,7 @@ class Workouts:
             # Locked: a set logged concurrently lands before the totals or is refused.
             row = self._store.owned(s, user_id, session_id, lock=True)
             if row.status == ACTIVE:
-                self._store.close(s, [row], ended_at=now)
+                self._store.close(s, [row], ended_at=now, now=now)
             return self._store.views(s, [row], now, with_sets=True)[0]
 
     def get(self, user_id: int, session_id: int) -> SessionView:
@@ -145,5 +145,5 @@ class Workouts:
                     .with_for_update(skip_locked=True)
                 )
             )
-            self._store.close(s, rows, ended_at=None)
+            self._store.close(s, rows, ended_at=None, now=now)
         return len(rows)

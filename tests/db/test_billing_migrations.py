@@ -21,6 +21,7 @@ TABLES = {
     "subscription_events",
     "idempotency_keys",
     "webhook_events",
+    "event_outbox",
 }
 VERSION_TABLE = "billing_alembic_version"
 

@@ -26,6 +26,7 @@ TABLES = {
     "login_attempts",
     "goals",
     "workout_sessions",
+    "event_outbox",
 }
 
 
