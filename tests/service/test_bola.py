@@ -21,7 +21,9 @@ import grpc
 import pytest
 from fitco.catalog.v1 import catalog_pb2
 from fitco.coach.v1 import coach_pb2
+from fitco.events.v1 import events_pb2, events_pb2_grpc
 from fitco.goals.v1 import goals_pb2, goals_pb2_grpc
+from fitco.groups.v1 import groups_pb2
 from fitco.history.v1 import history_pb2
 from fitco.legacy.v1 import legacy_pb2, legacy_pb2_grpc
 from fitco.nutrition.v1 import nutrition_pb2, nutrition_pb2_grpc
@@ -31,13 +33,18 @@ from fitco.user.v1 import user_pb2
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from fitcore.access import Access, access_of
-from tests.conftest import Client, RunningMonolith, UserSession, onboard, register
+from fitcore.eventbus import events_subject
+from realtime.migrations import MIGRATIONS as REALTIME_MIGRATIONS
+from tests.conftest import Client, Databases, RunningMonolith, UserSession, onboard, register
+from tests.natsfix import NatsServer
 from tests.rpc import error_reason, expect_error
+from tests.service.group_members import Member, running_groups
 from tests.service.inproc import RunningCoach, running_coach
 from tests.service.premium import (
     billing_database,  # noqa: F401 - the premium_billing_url fixture
     running_billing,
 )
+from tests.service.realtime_fixtures import nats_publisher, realtime_env, running_realtime
 
 # Each per-user RPC and the test(s) below that show another user cannot reach its data.
 CASES = {
@@ -71,6 +78,14 @@ CASES = {
     "fitco.goals.v1.GoalService/UpdateGoal": "test_goals",
     "fitco.goals.v1.GoalService/AbandonGoal": "test_goals",
     "fitco.nutrition.v1.NutritionService/GetNutrition": "test_nutrition",
+    "fitco.events.v1.EventService/WatchEvents": "test_events",
+    "fitco.groups.v1.GroupService/CreateGroup": "test_groups",
+    "fitco.groups.v1.GroupService/ListGroups": "test_groups",
+    "fitco.groups.v1.GroupService/GetGroup": "test_groups",
+    "fitco.groups.v1.GroupService/JoinGroup": "test_groups",
+    "fitco.groups.v1.GroupService/LeaveGroup": "test_groups",
+    "fitco.groups.v1.GroupService/ListGroupMessages": "test_groups",
+    "fitco.groups.v1.GroupService/Connect": "test_groups",
 }
 MODULES: tuple[ModuleType, ...] = (
     user_pb2,
@@ -82,6 +97,8 @@ MODULES: tuple[ModuleType, ...] = (
     goals_pb2,
     training_pb2,
     nutrition_pb2,
+    events_pb2,
+    groups_pb2,
 )
 
 
@@ -478,3 +495,96 @@ def test_workout_sessions(pair: Pair) -> None:
     assert (mine.status, [s.id for s in mine.sets]) == ("ACTIVE", [logged.id])
     alice_stats = training.GetStats(training_pb2.GetStatsRequest(), metadata=alice.md)
     assert [r.exercise_id for r in alice_stats.personal_records] == [1]
+
+
+def test_events(monolith: RunningMonolith, pair: Pair, nats_server: NatsServer) -> None:
+    """Bob's event stream never carries Alice's events: not live, and not when he resumes
+    from the id of one of hers (he gets his own events after it)."""
+    alice, bob = pair.alice, pair.bob
+    env = realtime_env(
+        monolith.key_dir,
+        nats_server.url,
+        monolith_target=monolith.target,
+        REALTIME_HEARTBEAT_SECONDS="1",
+    )
+    with (
+        running_realtime(env, features=("events",)) as realtime,
+        nats_publisher(nats_server.url) as bus,
+    ):
+        events = events_pb2_grpc.EventServiceStub(realtime.channel)
+
+        def first_event(after: str) -> events_pb2.WatchEventsResponse:
+            request = events_pb2.WatchEventsRequest(after_event_id=after)
+            call = events.WatchEvents(request, metadata=bob.md, timeout=10)
+            try:
+                return next(e for e in call if e.type != "HEARTBEAT")
+            finally:
+                call.cancel()
+
+        def publish(user: UserSession, days: int) -> int:
+            event = events_pb2.WatchEventsResponse(
+                type="STREAK", streak=events_pb2.Streak(days=days)
+            )
+            return bus.publish(events_subject(user.id), event.SerializeToString())
+
+        live = events.WatchEvents(events_pb2.WatchEventsRequest(), metadata=bob.md, timeout=10)
+        live.initial_metadata()  # watching
+        hers = publish(alice, 1)
+        his = publish(bob, 2)
+        try:
+            got = next(e for e in live if e.type != "HEARTBEAT")
+        finally:
+            live.cancel()
+        assert (got.id, got.streak.days) == (str(his), 2)
+        resumed = first_event(str(hers - 1))
+        assert (resumed.id, resumed.streak.days) == (str(his), 2)
+
+
+def test_groups(
+    monolith: RunningMonolith, pair: Pair, nats_server: NatsServer, databases: Databases
+) -> None:
+    """Alice's group does not exist for Bob: every group RPC answers NOT_FOUND for it, worded
+    like a group nobody has, and Connect refuses it; his list and his own group show nothing
+    of hers. Only her invitation code lets him in."""
+    alice, bob = pair.alice, pair.bob
+    url = databases.new()
+    REALTIME_MIGRATIONS.upgrade(url)
+    with running_groups(monolith, monolith.key_dir, nats_server.url, url) as svc:
+        hers = svc.create(alice, "Alice's")
+        svc.create(alice, "Alice's other")
+        alice_live = svc.connect(alice, hers.id)
+        alice_live.welcome()
+        alice_live.chat("private")
+        assert alice_live.message().chat.text == "private"
+        missing = hers.id + 1_000_000
+        calls = {
+            "GetGroup": lambda gid: svc.stub.GetGroup(
+                groups_pb2.GetGroupRequest(group_id=gid), metadata=bob.md
+            ),
+            "ListGroupMessages": lambda gid: svc.messages(bob, gid),
+            "LeaveGroup": lambda gid: svc.stub.LeaveGroup(
+                groups_pb2.LeaveGroupRequest(group_id=gid), metadata=bob.md
+            ),
+        }
+        for name, call in calls.items():
+            theirs = expect_error(grpc.StatusCode.NOT_FOUND, partial(call, hers.id))
+            nobodys = expect_error(grpc.StatusCode.NOT_FOUND, partial(call, missing))
+            assert _not_found_message(theirs, hers.id) == _not_found_message(nobodys, missing)
+            assert error_reason(theirs) == error_reason(nobodys) == "GROUP_NOT_FOUND", name
+        for group_id in (hers.id, missing):
+            bob_live = Member(svc.rt.target, bob, group_id)
+            refused = bob_live.ended()
+            bob_live.close()
+            assert (refused.code, refused.reason) == (grpc.StatusCode.NOT_FOUND, "GROUP_NOT_FOUND")
+        bobs = svc.create(bob, "Bob's")
+        assert [
+            g.id
+            for g in svc.stub.ListGroups(groups_pb2.ListGroupsRequest(), metadata=bob.md).groups
+        ] == [bobs.id]
+        assert svc.messages(bob, bobs.id) == []
+        expect_error(grpc.StatusCode.NOT_FOUND, lambda: svc.join(bob, "WRONG-CODE-0000"))
+        # With the code, he is a member of that one group (and sees its history).
+        assert svc.join(bob, hers.invitation_code).id == hers.id
+        assert "private" in [m.chat.text for m in svc.messages(bob, hers.id)]
+        assert len(svc.stub.ListGroups(groups_pb2.ListGroupsRequest(), metadata=bob.md).groups) == 2
+        alice_live.close()
