@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
-# One build, four images: `--target monolith`, `--target coach`, `--target billing` and
-# `--target sandbox` (the sandbox payment provider: development and tests only).
+# One build, five images: `--target monolith`, `--target coach`, `--target billing`,
+# `--target realtime` (event streams and live groups) and `--target sandbox` (the sandbox
+# payment provider: development and tests only). NATS runs from its official image.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: a virtualenv with the pinned dependencies and the project, no dev tools ---------
@@ -19,6 +20,7 @@ COPY fitrules ./fitrules
 COPY monolith ./monolith
 COPY coach ./coach
 COPY billing ./billing
+COPY realtime ./realtime
 COPY sandboxpay ./sandboxpay
 COPY gen ./gen
 RUN uv sync --frozen --no-dev --no-editable
@@ -40,8 +42,8 @@ USER 10001:10001
 # Keys and passwords are never baked in: they come from mounted secrets at run time
 # (FITCO_JWT_PRIVATE_KEY_FILE, FITCO_JWT_PUBLIC_KEY_FILE, FITCO_BOOTSTRAP_KEY_FILE,
 # FITCO_DATABASE_PASSWORD_FILE, FITCO_BILLING_DATABASE_PASSWORD_FILE, FITCO_WEBHOOK_SECRET_FILE,
-# FITCO_PROVIDER_API_KEY_FILE, FITCO_SERVICE_PRIVATE_KEY_FILE). FITCO_ENV=production refuses
-# to generate them.
+# FITCO_PROVIDER_API_KEY_FILE, FITCO_SERVICE_PRIVATE_KEY_FILE,
+# FITCO_REALTIME_DATABASE_PASSWORD_FILE). FITCO_ENV=production refuses to generate them.
 
 FROM runtime AS monolith
 ENV FITCO_MONOLITH_ADDR=0.0.0.0:50051 \
@@ -71,6 +73,17 @@ EXPOSE 50071 9464
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "fitcore.healthcheck", "127.0.0.1:50071", "fitco.billing.v1.BillingService"]
 ENTRYPOINT ["python", "-m", "billing"]
+CMD ["serve"]
+
+# Event streams and live group sessions (asyncio): many long-lived streams per process.
+FROM runtime AS realtime
+ENV REALTIME_ADDR=0.0.0.0:50081 \
+    REALTIME_METRICS_PORT=9464 \
+    REALTIME_METRICS_HOST=0.0.0.0
+EXPOSE 50081 9464
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "fitcore.healthcheck", "127.0.0.1:50081", "fitco.events.v1.EventService"]
+ENTRYPOINT ["python", "-m", "realtime"]
 CMD ["serve"]
 
 # A stand-in for a payment provider (test cards, signed webhooks): never in production.

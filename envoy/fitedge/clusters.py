@@ -1,6 +1,7 @@
 """Envoy's upstream clusters: the monolith, the legacy WOD, the coach instances and the
 aggregate that falls back from the coach to the legacy WOD (adr/02), reflection capped (adr/04),
-billing.
+billing, and the realtime instances twice (adr/10): once for unary RPCs, once for streams, so
+that thousands of open streams never fill the circuit breaker unary RPCs go through.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 
 from fitco.billing.v1 import billing_pb2
 from fitco.coach.v1 import coach_pb2
+from fitco.events.v1 import events_pb2
 
 from fitcore.access import service_names
 from fitedge.params import Endpoints, EnvoyParams
@@ -25,6 +27,11 @@ BILLING_CLUSTER = "billing"
 (SPLIT_SERVICE,) = service_names(coach_pb2)
 # Billing reports its service NOT_SERVING while its database is unreachable or not migrated.
 (BILLING_SERVICE,) = service_names(billing_pb2)
+REALTIME_CLUSTER = "realtime"  # the realtime service's streams (WatchEvents, Connect)
+REALTIME_UNARY = "realtime_unary"  # its unary RPCs (groups over REST)
+# The realtime service reports its event service NOT_SERVING while it is not connected to the
+# bus (NATS): no stream is sent to an instance that cannot deliver.
+(REALTIME_SERVICE,) = service_names(events_pb2)
 
 
 def address(host: str, port: int) -> dict[str, Any]:
@@ -61,17 +68,32 @@ def _health_check(service: str, interval: float) -> list[dict[str, Any]]:
     ]
 
 
-def _limits(max_retries: int = 3) -> dict[str, Any]:
+def _limits(max_retries: int = 3, max_requests: int = 4096) -> dict[str, Any]:
     return {
         "thresholds": [
             {
                 "priority": "DEFAULT",
                 "max_connections": 1024,
                 "max_pending_requests": 1024,
-                "max_requests": 4096,
+                "max_requests": max_requests,
                 "max_retries": max_retries,
             }
         ]
+    }
+
+
+def _outlier_detection(params: EnvoyParams) -> dict[str, Any]:
+    """Hosts of a cluster of interchangeable instances that fail (connection failures,
+    resets, UNAVAILABLE) are ejected until a health check and the ejection time say otherwise."""
+    return {
+        "consecutive_5xx": 3,
+        "consecutive_gateway_failure": 2,
+        "enforcing_consecutive_gateway_failure": 100,
+        "interval": "1s",
+        "base_ejection_time": _seconds(params.ejection_seconds),
+        "max_ejection_time": "60s",
+        "max_ejection_percent": 100,
+        "successful_active_health_check_uneject_host": False,
     }
 
 
@@ -127,19 +149,11 @@ def clusters(params: EnvoyParams) -> list[dict[str, Any]]:
             params.coach,
             SPLIT_SERVICE,
             params,
-            outlier_detection={
-                "consecutive_5xx": 3,
-                "consecutive_gateway_failure": 2,
-                "enforcing_consecutive_gateway_failure": 100,
-                "interval": "1s",
-                "base_ejection_time": _seconds(params.ejection_seconds),
-                "max_ejection_time": "60s",
-                "max_ejection_percent": 100,
-                "successful_active_health_check_uneject_host": False,
-            },
+            outlier_detection=_outlier_detection(params),
             # With every coach unhealthy, send nothing to it (no panic routing).
             common_lb_config={"healthy_panic_threshold": {"value": 0}},
         ),
+        *realtime_clusters(params),
         {
             "name": COACH_CLUSTER,
             "connect_timeout": "1s",
@@ -155,4 +169,27 @@ def clusters(params: EnvoyParams) -> list[dict[str, Any]]:
             # retries at once.
             "circuit_breakers": _limits(max_retries=10000),
         },
+    ]
+
+
+def realtime_clusters(params: EnvoyParams) -> list[dict[str, Any]]:
+    """The realtime instances, for unary RPCs and, with a breaker sized for the streams the
+    edge holds open (StreamLimits.max_open), for streams: a stream that is refused or cut is
+    the client's to reopen (it resumes from its last event id), so nothing queues for it."""
+    return [
+        _cluster(
+            REALTIME_UNARY,
+            params.realtime,
+            REALTIME_SERVICE,
+            params,
+            outlier_detection=_outlier_detection(params),
+        ),
+        _cluster(
+            REALTIME_CLUSTER,
+            params.realtime,
+            REALTIME_SERVICE,
+            params,
+            outlier_detection=_outlier_detection(params),
+            circuit_breakers=_limits(max_requests=params.streams.max_open),
+        ),
     ]

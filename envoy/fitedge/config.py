@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fitco.billing.v1 import billing_pb2
 from fitco.coach.v1 import coach_pb2
+from fitco.events.v1 import events_pb2
+from fitco.groups.v1 import groups_pb2
 from fitco.nutrition.v1 import nutrition_pb2
 from fitco.user.v1 import user_pb2
 
@@ -29,6 +31,8 @@ from fitedge.clusters import (
     COACH_HOSTS,
     LEGACY_CLUSTER,
     MONOLITH_CLUSTER,
+    REALTIME_CLUSTER,
+    REALTIME_UNARY,
     REFLECTION_CLUSTER,
     address,
     clusters,
@@ -37,6 +41,7 @@ from fitedge.contract import EdgeRpc
 from fitedge.limits import JWT_METADATA, rate_limit_filters
 from fitedge.params import EnvoyParams, Tls
 from fitedge.runtime import ROUTING_PREFIX
+from fitedge.sse import lua_sse, sse_routes, sse_rpcs
 
 # Legacy paths that answered 201 Created; the transcoder can only say 200.
 CREATED_PATHS = ["/users", "/bootstrap/admin"]
@@ -84,13 +89,29 @@ def checkout_paths(params: EnvoyParams) -> list[str]:
     ]
 
 
+def realtime_paths(params: EnvoyParams) -> list[str]:
+    """The RPCs the realtime service serves (event streams, groups and their live sessions)."""
+    return [rpc.path for rpc in params.contract.of_services(events_pb2, groups_pb2)]
+
+
+def stream_paths(params: EnvoyParams) -> list[str]:
+    """Every streaming RPC routed at the edge (each open stream is held for a long time)."""
+    return [rpc.path for rpc in params.contract.routable if rpc.streaming]
+
+
+def _is_read(rpc: EdgeRpc) -> bool:
+    """Bound to GET only: safe to replay (the contract's HTTP verbs say which RPCs change
+    nothing)."""
+    return bool(rpc.bindings) and all(b.verb == "GET" for b in rpc.bindings)
+
+
 def _billing_route(rpc: EdgeRpc) -> dict[str, Any]:
     """Reads (GET bindings) are replayed on a failure; writes never are (beyond the virtual
     host's connect-failure / refused-stream, where the request never reached billing): a
     checkout replayed without its client knowing could charge twice if its Idempotency-Key
     were missing, a refund or a cancel is the admin's or user's to retry. Checkout and refunds
     wait for the payment provider (its client's timeout is 10 s)."""
-    if rpc.bindings and all(b.verb == "GET" for b in rpc.bindings):
+    if _is_read(rpc):
         return {
             "cluster": BILLING_CLUSTER,
             "timeout": "10s",
@@ -99,6 +120,40 @@ def _billing_route(rpc: EdgeRpc) -> dict[str, Any]:
             ),
         }
     return {"cluster": BILLING_CLUSTER, "timeout": "15s"}
+
+
+def _realtime_route(rpc: EdgeRpc, params: EnvoyParams) -> dict[str, Any]:
+    """Streams (adr/10) have no route timeout (a watcher stays for up to an hour, a group
+    session as long as it lasts) but an idle timeout above what keeps them alive: WatchEvents'
+    heartbeat, Connect's own idle limit. They are never retried, not even where the vhost
+    would (a refused stream is the client's to reopen, resuming from its last id), so the
+    route's policy replaces the vhost's with none. Unary RPCs (groups over REST) are retried
+    like the others: reads on any failure on another instance, writes only where the request
+    never reached one; a group created with a WOD to follow waits for the coach."""
+    if rpc.streaming:
+        idle = (
+            params.streams.session_idle_seconds
+            if rpc.client_streaming
+            else params.streams.watch_idle_seconds
+        )
+        return {
+            "cluster": REALTIME_CLUSTER,
+            "timeout": "0s",
+            "idle_timeout": f"{idle}s",
+            "retry_policy": {"num_retries": 0},
+        }
+    if _is_read(rpc):
+        return {
+            "cluster": REALTIME_UNARY,
+            "timeout": "10s",
+            "retry_policy": _retry(
+                "unavailable,cancelled,connect-failure,refused-stream,reset",
+                2,
+                per_try="4s",
+                other_host=True,
+            ),
+        }
+    return {"cluster": REALTIME_UNARY, "timeout": "15s"}
 
 
 def jwks_from_public_key(pem: bytes, kid: str = "fitco-1") -> dict[str, Any]:
@@ -189,11 +244,20 @@ def routes(params: EnvoyParams) -> list[dict[str, Any]]:
     split = split_paths(params)
     coach_only = coach_only_paths(params)
     billing = billing_paths(params)
+    realtime = realtime_paths(params)
     api: list[dict[str, Any]] = []
     for rpc in params.contract.routable:
         if rpc.path in billing:
             api.append(
                 {"name": rpc.name, "match": {"path": rpc.path}, "route": _billing_route(rpc)}
+            )
+        elif rpc.path in realtime:
+            api.append(
+                {
+                    "name": rpc.name,
+                    "match": {"path": rpc.path},
+                    "route": _realtime_route(rpc, params),
+                }
             )
         elif rpc.path in split:
             api.append(
@@ -242,7 +306,10 @@ def routes(params: EnvoyParams) -> list[dict[str, Any]]:
                     "route": {"cluster": MONOLITH_CLUSTER, "timeout": "15s"},
                 }
             )
+    actions = {r["match"]["path"]: r["route"] for r in api}
     return [
+        # First: they match REST paths only for clients accepting text/event-stream.
+        *sse_routes(params, actions, transcoder_config(params)),
         *api,
         {
             "name": "health",
@@ -349,6 +416,30 @@ def _lua(name: str, source: str) -> dict[str, Any]:
     }
 
 
+def transcoder_config(params: EnvoyParams) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+        "proto_descriptor": params.descriptor,
+        "services": params.contract.services,
+        "convert_grpc_status": True,
+        "max_request_body_size": 1048576,
+        "max_response_body_size": 4194304,
+        "print_options": {
+            "add_whitespace": False,
+            "always_print_primitive_fields": True,
+            "always_print_enums_as_ints": False,
+            "preserve_proto_field_names": True,
+            # Server streams (WatchEvents) as one JSON object per line, each sent as it comes
+            # (`curl -N`), not one array closed when the stream ends (SSE: fitedge.sse).
+            "stream_newline_delimited": True,
+        },
+        "request_validation_options": {
+            "reject_unknown_method": True,
+            "reject_unknown_query_parameters": True,
+        },
+    }
+
+
 def jwt_rules(params: EnvoyParams) -> list[dict[str, Any]]:
     """Per exact gRPC path: PUBLIC needs no token, USER and ADMIN a valid one (the role is
     the services' to check). Anything else matches no rule and no route (404)."""
@@ -373,6 +464,7 @@ def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
         auth_paths(params),
         split_paths(params) + coach_only_paths(params),
         checkout_paths(params),
+        stream_paths(params),
     )
     return [
         *limits["edge"],
@@ -380,26 +472,11 @@ def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
         # transcoded HTTP answer on the way out).
         _lua("methods", lua_methods(params)),
         _lua("created", LUA_CREATED),
+        # Before the transcoder too: Last-Event-ID to the resume parameter, `id:` lines out.
+        *([_lua("sse", lua_sse(params))] if sse_rpcs(params) else []),
         {
             "name": "envoy.filters.http.grpc_json_transcoder",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
-                "proto_descriptor": params.descriptor,
-                "services": params.contract.services,
-                "convert_grpc_status": True,
-                "max_request_body_size": 1048576,
-                "max_response_body_size": 4194304,
-                "print_options": {
-                    "add_whitespace": False,
-                    "always_print_primitive_fields": True,
-                    "always_print_enums_as_ints": False,
-                    "preserve_proto_field_names": True,
-                },
-                "request_validation_options": {
-                    "reject_unknown_method": True,
-                    "reject_unknown_query_parameters": True,
-                },
-            },
+            "typed_config": transcoder_config(params),
         },
         *limits["auth"],
         {

@@ -55,6 +55,13 @@ class EdgeRpc:
     method: str
     access: Access
     bindings: tuple[Binding, ...]
+    # Streams (long-lived: no route timeout, never retried by the edge).
+    client_streaming: bool = False
+    server_streaming: bool = False
+
+    @property
+    def streaming(self) -> bool:
+        return self.client_streaming or self.server_streaming
 
     @property
     def path(self) -> str:
@@ -93,6 +100,8 @@ class Contract:
                     m.name,
                     access_of(m.options),
                     _bindings(m.options),
+                    m.client_streaming,
+                    m.server_streaming,
                 )
                 for f in file_set.file
                 for s in f.service

@@ -4,7 +4,8 @@ Three places in the chain (adr/04-availability.md): every request per client IP,
 all; the auth family per client IP, after the transcoder (exact gRPC paths, so JSON, legacy and
 gRPC share one bucket); per user, after jwt_authn, the expensive RPCs and, in a small bucket of
 its own, checkout (each one charges a card at the payment provider: a stolen token must not be
-able to test cards in bulk).
+able to test cards in bulk), and the opening of streams (adr/10: a client that reconnects in a
+tight loop would otherwise replay its missed events over and over).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class RateLimits:
     expensive: Bucket = Bucket(60, 60)  # per user: GetWod and GetNutrition (coach work)
     # per user: Checkout (a purchase, its retries with the same Idempotency-Key, a second card)
     checkout: Bucket = Bucket(10, 600)
+    # per user: streams opened (WatchEvents, Connect); a stream stays open for up to an hour.
+    streams: Bucket = Bucket(30, 60)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimits:
@@ -77,6 +80,7 @@ class RateLimits:
             general=Bucket.parse(env.get("FITCO_RATE_LIMIT_GENERAL") or str(d.general)),
             expensive=Bucket.parse(env.get("FITCO_RATE_LIMIT_EXPENSIVE") or str(d.expensive)),
             checkout=Bucket.parse(env.get("FITCO_RATE_LIMIT_CHECKOUT") or str(d.checkout)),
+            streams=Bucket.parse(env.get("FITCO_RATE_LIMIT_STREAMS") or str(d.streams)),
         )
 
 
@@ -151,11 +155,12 @@ def rate_limit_filters(
     auth_paths: list[str],
     expensive_paths: list[str],
     checkout_paths: list[str] | None = None,
+    stream_paths: list[str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """The rate limit filters by their place in the chain: `edge` first of all (every
     request, per client IP), `auth` after the transcoder (the auth family's gRPC paths, per
-    client IP), `user` after jwt_authn (the expensive RPCs' paths and the checkout paths, each
-    family per verified user id)."""
+    client IP), `user` after jwt_authn (the expensive RPCs' paths, the checkout paths and the
+    streaming RPCs' paths, each family per verified user id)."""
     out: dict[str, list[dict[str, Any]]] = {"edge": [], "auth": [], "user": []}
     if limits.per_ip:
         out["edge"].append(
@@ -192,5 +197,9 @@ def rate_limit_filters(
         if checkout_paths:
             out["user"].append(
                 _per_user("checkout_per_user", "checkout", limits.checkout, checkout_paths)
+            )
+        if stream_paths:
+            out["user"].append(
+                _per_user("streams_per_user", "streams", limits.streams, stream_paths)
             )
     return out

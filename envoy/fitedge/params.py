@@ -28,6 +28,23 @@ class Tls:
     https_port: int = 443  # the port clients reach HTTPS on (published port), for redirects
 
 
+@dataclass(frozen=True)
+class StreamLimits:
+    """Long-lived streams at the edge (adr/10): no route timeout, an idle timeout the service's
+    keep-alive traffic keeps from firing, and a cap on the streams open to the realtime
+    service (each open stream counts as a request for the circuit breaker)."""
+
+    # WatchEvents: a heartbeat every 15 s, so 60 s without a byte means a dead stream.
+    watch_idle_seconds: int = 60
+    # Connect: the service closes a member silent for 300 s (IDLE); the edge waits longer,
+    # so the member hears why.
+    session_idle_seconds: int = 330
+    # Streams open to the realtime instances at once (all of them together; each open stream
+    # counts as a request for the circuit breaker); beyond it the edge answers UNAVAILABLE at
+    # once. The service has its own caps (5 per user, REALTIME_MAX_WATCHERS per process).
+    max_open: int = 20000
+
+
 @dataclass
 class EnvoyParams:
     listen: tuple[str, int]
@@ -54,3 +71,6 @@ class EnvoyParams:
     extra: dict[str, Any] = field(default_factory=dict)
     # Billing (premium): its default local address unless given.
     billing: Endpoints = field(default_factory=lambda: Endpoints([("127.0.0.1", 50071)]))
+    # The realtime service (event streams, group sessions): every instance.
+    realtime: Endpoints = field(default_factory=lambda: Endpoints([("127.0.0.1", 50081)]))
+    streams: StreamLimits = field(default_factory=StreamLimits)

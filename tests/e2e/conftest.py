@@ -1,5 +1,5 @@
-"""The real mesh for end-to-end tests: the sandbox payment provider, billing, the monolith, two
-coaches and Envoy, on free loopback ports.
+"""The real mesh for end-to-end tests: NATS with JetStream, the sandbox payment provider,
+billing, the monolith, two coaches, two realtime instances and Envoy, on free loopback ports.
 
 Every process is started by the same supervisor `./fit run` uses (supervisord, restarting what
 dies), and stopped (and checked to be gone, supervisord included) at the end of the module.
@@ -46,8 +46,9 @@ class RunningMesh:
 
 def e2e_config(data: Path, clock: TestClock, database_url: str, **env: str) -> MeshConfig:
     """A mesh on free loopback ports with short health, ejection and breaker timings. Billing
-    keeps its own SQLite file in `data` whatever the monolith's database (nothing to drop), and
-    looks for due renewals every second (the tests move the clock)."""
+    and the realtime service keep their own SQLite files in `data` whatever the monolith's
+    database (nothing to drop); billing looks for due renewals every second (the tests move
+    the clock)."""
     return MeshConfig(
         data_dir=data,
         monolith_port=free_port(),
@@ -59,7 +60,12 @@ def e2e_config(data: Path, clock: TestClock, database_url: str, **env: str) -> M
         metrics_port=0,
         billing_port=free_port(),
         sandbox_port=free_port(),
+        nats_port=free_port(),
+        nats_monitor_port=free_port(),
+        realtime_port=free_port_run(2),  # realtime i listens on realtime_port + i
+        realtime_instances=2,
         billing_database_url=f"sqlite:///{data / 'billing.db'}",
+        realtime_database_url=f"sqlite:///{data / 'realtime.db'}",
         health_interval=0.5,
         ejection_seconds=3.0,
         database_url=database_url,
@@ -75,6 +81,8 @@ def e2e_config(data: Path, clock: TestClock, database_url: str, **env: str) -> M
             "FITCO_BILLING_READINESS_INTERVAL": "0.5",
             "FITCO_BILLING_GRACE_SECONDS": "2",
             "FITCO_BILLING_RENEWAL_INTERVAL_SECONDS": "1",
+            "REALTIME_READINESS_INTERVAL": "0.5",
+            "REALTIME_GRACE_SECONDS": "2",
             # The load tests drive a few users hard from one address: no edge rate limits
             # (tests/e2e/test_edge_limits.py runs its own Envoy with small ones).
             "FITCO_RATE_LIMITS": "none",

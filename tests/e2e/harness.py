@@ -1,5 +1,5 @@
 """Helpers for end-to-end tests against the real mesh (monolith, coaches, billing, the sandbox
-payment provider, Envoy)."""
+payment provider, NATS, the realtime instances, Envoy)."""
 
 from __future__ import annotations
 
@@ -356,31 +356,44 @@ class ExtraEdge:
 @contextmanager
 def extra_edge(mesh: Mesh, work: Path, **overrides: Any) -> Iterator[ExtraEdge]:
     """Start an Envoy rendered by the same code as `./fit run`'s, with `overrides` (limits,
-    TLS, ...), in front of `mesh`'s monolith, coaches and billing; stop it at the end."""
+    TLS, ...), in front of `mesh`'s monolith, coaches, billing and realtime instances; stop it
+    at the end."""
     c = mesh.config
+    with running_edge(
+        work,
+        (c.data_dir / "keys" / "jwt_public.pem").read_bytes(),
+        monolith=fitedge.Endpoints([(c.host, c.monolith_port)]),
+        coach=fitedge.Endpoints([(c.host, c.coach_port + i) for i in range(c.coach_instances)]),
+        billing=fitedge.Endpoints([(c.host, c.billing_port)]),
+        realtime=fitedge.Endpoints(
+            [(c.host, c.realtime_port + i) for i in range(c.realtime_instances)]
+        ),
+        **overrides,
+    ) as edge:
+        yield edge
+
+
+@contextmanager
+def running_edge(work: Path, jwt_public_pem: bytes, **params: Any) -> Iterator[ExtraEdge]:
+    """An Envoy rendered by fitedge (the code of `./fit run`) on free loopback ports, trusting
+    tokens of `jwt_public_pem`, with `params` (upstreams, limits, ...) as EnvoyParams fields;
+    stopped at the end."""
     port, admin_port = free_port(), free_port()
     runtime = work / "runtime"
     fitedge.write_runtime(runtime, fitedge.Split(100, 0))
-    params = fitedge.EnvoyParams(
+    rendered = fitedge.EnvoyParams(
         **{
             "listen": ("127.0.0.1", port),
             "admin": ("127.0.0.1", admin_port),
-            "monolith": fitedge.Endpoints([(c.host, c.monolith_port)]),
-            "coach": fitedge.Endpoints(
-                [(c.host, c.coach_port + i) for i in range(c.coach_instances)]
-            ),
-            "billing": fitedge.Endpoints([(c.host, c.billing_port)]),
             "descriptor": str(DESCRIPTOR_SET),
-            "jwks": fitedge.jwks_from_public_key(
-                (c.data_dir / "keys" / "jwt_public.pem").read_bytes()
-            ),
+            "jwks": fitedge.jwks_from_public_key(jwt_public_pem),
             "runtime_root": str(runtime / "current"),
             "access_log": str(work / "access.log"),
-            **overrides,
+            **params,
         }
     )
     config = work / "envoy.yaml"
-    config.write_text(fitedge.dump(fitedge.render(params)))
+    config.write_text(fitedge.dump(fitedge.render(rendered)))
     log_path = work / "envoy.log"
     argv = [str(VENV_BIN / "envoy"), "-c", str(config), "--concurrency", "1"]
     argv += ["--disable-hot-restart", "--log-level", "warn"]
@@ -393,7 +406,7 @@ def extra_edge(mesh: Mesh, work: Path, **overrides: Any) -> Iterator[ExtraEdge]:
             assert proc.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "extra Envoy not ready"
             time.sleep(0.1)
-        yield ExtraEdge(params.listen[1], admin, work / "access.log", params)
+        yield ExtraEdge(rendered.listen[1], admin, work / "access.log", rendered)
     finally:
         proc.terminate()
         try:

@@ -43,7 +43,8 @@ def test_the_mesh_runs_billing_and_the_sandbox_wired_together(tmp_path: Path) ->
     mesh = _mesh(tmp_path, billing_metrics_port=9999)
     specs = {s.name: s for s in mesh.specs()}
     c = mesh.config
-    assert list(specs)[:3] == ["sandbox", "billing", "monolith"]  # providers start first
+    # Providers start first (after the event bus, which every producer connects to).
+    assert list(specs)[:4] == ["nats", "sandbox", "billing", "monolith"]
     billing, sandbox = specs["billing"], specs["sandbox"]
     assert billing.argv[-3:] == ["-m", "billing", "serve"]
     assert sandbox.argv[-3:] == ["-m", "sandboxpay", "serve"]

@@ -29,11 +29,13 @@ def _stages() -> dict[str, list[dict[str, Any]]]:
 
 def test_images_are_multi_stage_non_root_exec_form_with_grpc_healthchecks() -> None:
     stages = _stages()
-    assert {"build", "runtime", "monolith", "coach", "billing", "sandbox"} <= set(stages)
+    assert {"build", "runtime", "monolith", "coach", "billing", "realtime", "sandbox"} <= set(
+        stages
+    )
     runtime = stages["runtime"]
     assert any(i["instruction"] == "USER" and i["value"].split(":")[0] == "10001" for i in runtime)
     assert any("COPY --from=build" in i["content"] for i in runtime)
-    for target in ("monolith", "coach", "billing", "sandbox"):
+    for target in ("monolith", "coach", "billing", "realtime", "sandbox"):
         instr = {i["instruction"]: i["value"] for i in stages[target]}
         assert json.loads(instr["ENTRYPOINT"])[:2] == ["python", "-m"]  # exec form
         assert "fitcore.healthcheck" in instr["HEALTHCHECK"]
@@ -174,6 +176,12 @@ def _pod(doc: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
+INIT_SCRIPT = ROOT / "deploy" / "postgres" / "init-service-databases.sh"
+INIT_MOUNT = (
+    "./deploy/postgres/init-service-databases.sh:/docker-entrypoint-initdb.d/10-services.sh:ro"
+)
+
+
 def test_billing_in_compose_has_its_own_database_migration_and_provider() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
@@ -182,9 +190,8 @@ def test_billing_in_compose_has_its_own_database_migration_and_provider() -> Non
     url = billing["environment"]["BILLING_DATABASE_URL"]
     assert url.endswith("@postgres:5432/billing")
     assert url != services["monolith"]["environment"]["DATABASE_URL"]
-    init = "./deploy/postgres/init-billing.sh:/docker-entrypoint-initdb.d/10-billing.sh:ro"
-    assert init in services["postgres"]["volumes"]
-    assert (ROOT / "deploy" / "postgres" / "init-billing.sh").exists()
+    assert INIT_MOUNT in services["postgres"]["volumes"]
+    assert INIT_SCRIPT.exists()
     assert "billing_db_password" in services["postgres"]["secrets"]
     # A one-shot migration of billing's schema before billing starts.
     assert services["migrate-billing"]["command"] == ["migrate"]
@@ -247,8 +254,8 @@ def test_no_secret_values_in_deployment_files() -> None:
                 if "value" not in e:
                     assert "secretKeyRef" in e["valueFrom"], (name, e)
     assert not [k for k in docs if k[0] == "Secret"]  # Secrets come from the generator only
-    text = (ROOT / "deploy" / "postgres" / "init-billing.sh").read_text()
-    assert "PASSWORD '" not in text.upper()  # the password is read from the mounted file
+    text = INIT_SCRIPT.read_text()
+    assert "PASSWORD '" not in text.upper()  # the passwords are read from the mounted files
 
 
 def test_kubernetes_billing_and_sandbox() -> None:
@@ -288,3 +295,150 @@ def test_kubernetes_billing_and_sandbox() -> None:
     volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in monolith["volumes"]}
     assert "fitco-monolith-identity" in volumes.values()
     assert "fitco-billing-provider" not in volumes.values()
+
+
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return compose
+
+
+def _dockerfile_env(target: str) -> dict[str, str]:
+    """The ENV of a Dockerfile target (`ENV A=1 B=2` is one instruction)."""
+    out: dict[str, str] = {}
+    for instr in _stages()[target]:
+        if instr["instruction"] == "ENV":
+            out |= dict(pair.split("=", 1) for pair in instr["value"].split())
+    return out
+
+
+def test_nats_in_compose_keeps_jetstream_on_a_volume_and_stays_private() -> None:
+    compose = _compose()
+    nats = compose["services"]["nats"]
+    assert nats["image"].startswith("nats:2.11")
+    command = nats["command"]
+    assert "-js" in command
+    store = command[command.index("-sd") + 1]
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in nats["volumes"]}
+    assert volumes[store] in compose["volumes"]  # a named volume: the log survives restarts
+    assert "ports" not in nats
+    assert nats["healthcheck"]["test"][0] == "CMD"
+    assert "/healthz" in " ".join(nats["healthcheck"]["test"])
+
+
+def test_producers_and_realtime_share_one_bus_in_compose() -> None:
+    services = _compose()["services"]
+    urls = {
+        name: services[name]["environment"]["FITCO_NATS_URL"]
+        for name in ("monolith", "billing", "realtime")
+    }
+    assert set(urls.values()) == {"nats://nats:4222"}, urls
+    assert "4222" in services["nats"]["expose"]
+    realtime = services["realtime"]
+    assert realtime["depends_on"]["nats"]["condition"] == "service_healthy"
+    for producer in ("monolith", "billing"):
+        assert "nats" in services[producer]["depends_on"], producer
+
+
+def test_realtime_in_compose_two_replicas_own_database_identity_and_the_edge() -> None:
+    compose = _compose()
+    services = compose["services"]
+    realtime = services["realtime"]
+    env = realtime["environment"]
+    assert realtime["build"]["target"] == "realtime"
+    assert realtime["deploy"]["replicas"] == 2
+    assert "ports" not in realtime  # behind the edge only
+    # Its own database and role, made by the same init script as billing's.
+    url = env["REALTIME_DATABASE_URL"]
+    assert url.endswith("@postgres:5432/realtime")
+    assert env["FITCO_REALTIME_DATABASE_PASSWORD_FILE"] == "/run/secrets/realtime_db_password"
+    assert "realtime_db_password" in services["postgres"]["secrets"]
+    assert "realtime" in INIT_SCRIPT.read_text()
+    migrate = services["migrate-realtime"]
+    assert (migrate["build"]["target"], migrate["command"]) == ("realtime", ["migrate"])
+    assert realtime["depends_on"]["migrate-realtime"]["condition"] == (
+        "service_completed_successfully"
+    )
+    # CheckToken with its own identity, which the monolith trusts.
+    assert env["FITCO_SERVICE_PRIVATE_KEY_FILE"] == "/run/secrets/service_realtime_private_key"
+    assert [s for s in realtime["secrets"] if "private" in str(s)] == [
+        "service_realtime_private_key"
+    ]
+    monolith = services["monolith"]
+    trusted = {s["target"]: s["source"] for s in monolith["secrets"] if isinstance(s, dict)}
+    keys_dir = monolith["environment"]["FITCO_SERVICE_KEYS_DIR"]
+    assert trusted[f"{keys_dir}/realtime.pem"] == "service_realtime_public_key"
+    assert env["FITCO_MONOLITH_TARGET"] == "monolith:50051"
+    assert env["FITCO_COACH_TARGET"] == "coach:50061"
+    assert services["envoy"]["depends_on"]["realtime"]["condition"] == "service_healthy"
+    for secret in ("realtime_db_password", "service_realtime_private_key"):
+        assert compose["secrets"][secret]["file"].startswith("./var/secrets/")
+
+
+def test_realtime_port_is_one_fact_across_image_compose_kubernetes_and_edge() -> None:
+    """The image listens where compose exposes it, Kubernetes probes it and the edge's
+    cluster sends streams (the compose/Kubernetes rendering of the Envoy config)."""
+    image_env = _dockerfile_env("realtime")
+    port = int(image_env["REALTIME_ADDR"].rsplit(":", 1)[1])
+    assert image_env["REALTIME_METRICS_HOST"] == "0.0.0.0"  # scraped from the network
+    assert str(port) in _compose()["services"]["realtime"]["expose"]
+    docs = _k8s_docs(ROOT / "deploy" / "k8s" / "base")
+    container = _pod(docs[("Deployment", "realtime")])["containers"][0]
+    assert container["ports"][0]["containerPort"] == port
+    assert container["readinessProbe"]["grpc"]["port"] == port
+    config = yaml.safe_load((ROOT / "envoy" / "envoy.compose.yaml").read_text())
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    for name in ("realtime", "realtime_unary"):
+        endpoint = clusters[name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+        assert endpoint["endpoint"]["address"]["socket_address"] == {
+            "address": "realtime",
+            "port_value": port,
+        }
+
+
+def test_kubernetes_realtime_nats_and_their_secrets() -> None:
+    base = ROOT / "deploy" / "k8s" / "base"
+    local = ROOT / "deploy" / "k8s" / "overlays" / "local"
+    docs = _k8s_docs(base, local)
+    realtime = _pod(docs[("Deployment", "realtime")])
+    container = realtime["containers"][0]
+    assert docs[("Deployment", "realtime")]["spec"]["replicas"] == 2
+    assert container["readinessProbe"]["grpc"]["service"] == "fitco.events.v1.EventService"
+    assert container["livenessProbe"]["grpc"]["service"] == "liveness"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert realtime["securityContext"]["runAsNonRoot"] is True
+    assert docs[("Service", "realtime")]["spec"]["clusterIP"] == "None"  # Envoy: STRICT_DNS
+    hpa = docs[("HorizontalPodAutoscaler", "realtime")]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "realtime" and hpa["minReplicas"] >= 2
+    job = _pod(docs[("Job", "fitco-realtime-migrate")])["containers"][0]
+    assert job["image"] == "fitco/realtime" and job["args"] == ["migrate"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REALTIME_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "fitco-realtime-database"
+    )
+    # NATS: a StatefulSet keeping JetStream's store on its claim, reached by its Service.
+    nats = docs[("StatefulSet", "nats")]
+    nats_container = _pod(nats)["containers"][0]
+    args = nats_container["args"]
+    assert "-js" in args
+    mounts = {m["name"]: m["mountPath"] for m in nats_container["volumeMounts"]}
+    claims = [c["metadata"]["name"] for c in nats["spec"]["volumeClaimTemplates"]]
+    assert args[args.index("-sd") + 1] == mounts[claims[0]]
+    assert nats_container["securityContext"]["readOnlyRootFilesystem"] is True
+    client_port = next(p["port"] for p in docs[("Service", "nats")]["spec"]["ports"])
+    for name in ("monolith", "billing", "realtime"):
+        pod_env = {
+            e["name"]: e.get("value")
+            for e in _pod(docs[("Deployment", name)])["containers"][0]["env"]
+        }
+        assert pod_env["FITCO_NATS_URL"] == f"nats://nats:{client_port}", name
+    # Secrets: the realtime service's database and identity; the monolith trusts it.
+    overlay = yaml.safe_load((local / "kustomization.yaml").read_text())
+    generated = {g["name"]: g for g in overlay["secretGenerator"]}
+    assert {"fitco-realtime-database", "fitco-realtime-identity"} <= set(generated)
+    trusted = [f.split("=")[0] for f in generated["fitco-service-keys"]["files"]]
+    assert "realtime.pem" in trusted
+    volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in realtime["volumes"]}
+    assert "fitco-realtime-identity" in volumes.values()
+    assert "fitco-service-keys" not in volumes.values()  # it trusts no caller
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    assert {"nats.yaml", "realtime.yaml"} <= set(kustomization["resources"])
