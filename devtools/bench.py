@@ -504,6 +504,10 @@ def run(args: argparse.Namespace) -> int:
         save("profile", profile(12), "./fit bench profile")
     if what in ("flood", "all"):
         save("flood", flood(args.seconds), "./fit bench flood")
+    if what in ("realtime", "all"):
+        from devtools import bench_realtime  # noqa: PLC0415  (it imports this module)
+
+        save("realtime", bench_realtime.realtime(), "./fit bench realtime")
     if what in ("report", "all"):
         bench_report.render()
     return 0

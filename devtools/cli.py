@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
             "scaling",
             "profile",
             "flood",
+            "realtime",
             "report",
             "all",
         ],

@@ -3,9 +3,10 @@ client makes it (devtools/fuzz.py runs the fuzzer, devtools/fuzz_hooks.py shapes
 
 The seed, made once before a run: an admin (by the bootstrap key) and the fuzzed user with a
 complete profile (birth year, sex, weight, height), preferences, a body metric, history, today's
-WOD, goals of three kinds, an ended and an active workout session with sets, and premium bought
-by a real checkout with a sandbox test card (tokenised at the payment provider, as a client app
-does). It is written to a file the hooks read (`Seed.save`, `Seed.load`).
+WOD, goals of three kinds, an ended and an active workout session with sets, a group of its own
+and another account's group it joined by invitation code, and premium bought by a real checkout
+with a sandbox test card (tokenised at the payment provider, as a client app does). It is
+written to a file the hooks read (`Seed.save`, `Seed.load`).
 
 Per-case fixtures, made by the hooks just before a case is sent: an account of its own with what
 the case needs, for the operations that use up what they act on and so could be served only a
@@ -70,8 +71,16 @@ HOOKED_OPERATIONS: Final = frozenset(
         "BillingService_RefundPayment",
         "BillingService_Checkout",
         "BillingService_ReceiveWebhook",
+        "GroupService_CreateGroup",
+        "GroupService_GetGroup",
+        "GroupService_JoinGroup",
+        "GroupService_LeaveGroup",
+        "GroupService_ListGroupMessages",
     }
 )
+# A user belongs to 100 groups at most (proto/fitco/groups/v1/groups.proto): CreateGroup cases
+# change their owner this often.
+GROUPS_PER_OWNER: Final = 40
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,10 @@ class Seed:
     days: list[str] = field(default_factory=list)
     goal_ids: list[int] = field(default_factory=list)
     session_ids: list[int] = field(default_factory=list)  # the user's ended, then active one
+    group_ids: list[int] = field(default_factory=list)  # groups the user owns
+    # Another account's group, which the user joins (and may leave) with its invitation code.
+    host_group_id: int = 0
+    invitation_code: str = ""
 
     @property
     def base_url(self) -> str:
@@ -209,6 +222,11 @@ def log_set(base_url: str, token: str, session_id: int, exercise_id: int) -> Non
     call(base_url, "POST", f"/v1/sessions/{session_id}/sets", body, **bearer(token))
 
 
+def create_group(base_url: str, token: str, title: str) -> dict[str, Any]:
+    answer = call(base_url, "POST", "/v1/groups", {"title": title}, **bearer(token))
+    return dict(answer["group"])
+
+
 def reps_exercises(base_url: str) -> list[int]:
     """Catalog exercises measured in reps (a set of them needs no duration; they have a 1RM)."""
     page = call(base_url, "GET", "/v1/exercises?page_size=100")
@@ -258,6 +276,10 @@ def seed(target: Target, history_entries: int = 40) -> Seed:
             log_set(url, user.token, sessions[-1], exercises[n % len(exercises)])
     card = tokenise_card(target.sandbox_url)
     checkout(url, user.token, card)
+    host = register(url, "host")
+    hosted = create_group(url, host.token, "Hosted")
+    call(url, "POST", "/v1/groups:join", {"invitation_code": hosted["invitation_code"]}, **auth)
+    own = create_group(url, user.token, "Own")
     return Seed(
         target=target,
         admin=Account(admin["email"], admin["password"], admin_token),
@@ -268,6 +290,9 @@ def seed(target: Target, history_entries: int = 40) -> Seed:
         days=[wod["day"]],
         goal_ids=goals,
         session_ids=sessions,
+        group_ids=[int(own["id"])],
+        host_group_id=int(hosted["id"]),
+        invitation_code=str(hosted["invitation_code"]),
     )
 
 
@@ -299,6 +324,13 @@ def fresh_in_session(s: Seed) -> tuple[Account, int]:
     """A new onboarded account with an active workout session."""
     account = fresh(s)
     return account, start_session(s.base_url, account.token)
+
+
+def join_hosted_group(s: Seed) -> int:
+    """The user joins the seeded host's group again (joining is idempotent); its id."""
+    body = {"invitation_code": s.invitation_code}
+    call(s.base_url, "POST", "/v1/groups:join", body, **bearer(s.user.token))
+    return s.host_group_id
 
 
 def fresh_with_wod(s: Seed) -> Account:

@@ -310,6 +310,46 @@ class Webhook:
             body["data"] = {"charge": charge}
 
 
+# -- groups ------------------------------------------------------------------------------------
+
+
+def _group_ids(s: Seed) -> list[int]:
+    return [*s.group_ids, s.host_group_id]
+
+
+class CreateGroup:
+    """An owner of its own every GROUPS_PER_OWNER cases (a user belongs to 100 groups at most),
+    and in well-formed turns a start an hour ahead (it may be at most 30 days ahead)."""
+
+    def __init__(self) -> None:
+        self._cases = itertools.count()
+        self._owner: data.Account | None = None
+
+    def __call__(self, case: Case, kwargs: dict[str, Any]) -> None:
+        if self._owner is None or next(self._cases) % data.GROUPS_PER_OWNER == 0:
+            self._owner = data.fresh(_seed())  # onboarded: `follow_wod` needs a WOD
+        _as(case, self._owner.token)
+        if _well_formed_turn(case):
+            in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+            _body(case)["starts_at"] = in_an_hour.isoformat().replace("+00:00", "Z")
+
+
+def join_group(case: Case, kwargs: dict[str, Any]) -> None:
+    """The seeded host's invitation code (joining again is idempotent)."""
+    s = _seed()
+    _as(case, s.user.token)
+    if _well_formed_turn(case):
+        _body(case)["invitation_code"] = s.invitation_code
+
+
+def leave_group(case: Case, kwargs: dict[str, Any]) -> None:
+    """The user leaves the host's group, joined again just before (a member leaves once)."""
+    s = _seed()
+    _as(case, s.user.token)
+    if _well_formed_turn(case):
+        _path(case, "group_id", data.join_hosted_group(s))
+
+
 HANDLERS: Final[dict[str, Handler]] = {
     "GoalService_GetGoal": _seeded_id("goal_id", lambda s: s.goal_ids),
     "GoalService_CreateGoal": create_goal,
@@ -326,6 +366,11 @@ HANDLERS: Final[dict[str, Handler]] = {
     "BillingService_RefundPayment": refund_payment,
     "BillingService_Checkout": Checkout(),
     "BillingService_ReceiveWebhook": Webhook(),
+    "GroupService_CreateGroup": CreateGroup(),
+    "GroupService_GetGroup": _seeded_id("group_id", _group_ids),
+    "GroupService_JoinGroup": join_group,
+    "GroupService_LeaveGroup": leave_group,
+    "GroupService_ListGroupMessages": _seeded_id("group_id", _group_ids),
 }
 
 
