@@ -15,9 +15,11 @@ import shlex
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,15 +57,26 @@ def _post_json(url: str, body: dict[str, Any], token: str | None = None) -> dict
         return data
 
 
+def _retried(call: Callable[[], dict[str, Any]], tries: int = 20) -> dict[str, Any]:
+    """`call`, again after a pause while the service answers 429 or 503: the password hashing
+    slots are full (a bounded queue, adr/04), which a client meets by waiting."""
+    for attempt in range(tries):
+        try:
+            return call()
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (429, 503) or attempt == tries - 1:
+                raise
+            time.sleep(min(2.0, 0.1 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
 def make_users(base_url: str, count: int) -> list[str]:
     """Register and onboard `count` users; return their bearer tokens."""
 
     def one(i: int) -> str:
         email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
-        reg = _post_json(
-            f"{base_url}/v1/auth/register",
-            {"email": email, "name": f"Bench {i}", "password": "bench-password-123"},
-        )
+        body = {"email": email, "name": f"Bench {i}", "password": "bench-password-123"}
+        reg = _retried(lambda: _post_json(f"{base_url}/v1/auth/register", body))
         token = str(reg["access_token"])
         goal = ["muscle_gain", "weight_loss", "strength", "endurance"][i % 4]
         _post_json(
@@ -459,7 +472,7 @@ def save(name: str, result: dict[str, Any], command: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    needed = {"report": (), "flood": ("k6",)}.get(args.what, ("k6", "ghz"))
+    needed = {"report": (), "flood": ("k6",), "realtime": ("k6",)}.get(args.what, ("k6", "ghz"))
     for name in needed:
         try:
             tools.require(name)

@@ -185,9 +185,15 @@ class Watch:
                     next_beat = now + self._settings.heartbeat_seconds
                 continue
             try:
-                live = await asyncio.wait_for(watcher.queue.get(), min(deadline, next_beat) - now)
-            except TimeoutError:
-                continue
+                # A queued event is taken at once; otherwise wait under a timeout scope (no
+                # task per wait, unlike asyncio.wait_for: it counts under a burst).
+                live = watcher.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    async with asyncio.timeout(min(deadline, next_beat) - now):
+                        live = await watcher.queue.get()
+                except TimeoutError:
+                    continue
             if live is None or live.seq <= self.position:
                 continue
             if live.previous > self.position:
