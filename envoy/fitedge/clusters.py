@@ -191,5 +191,8 @@ def realtime_clusters(params: EnvoyParams) -> list[dict[str, Any]]:
             params,
             outlier_detection=_outlier_detection(params),
             circuit_breakers=_limits(max_requests=params.streams.max_open),
+            # With the stream routes' hash on the user: a user's streams meet on one
+            # instance, wherever they come from (another instance if that one goes away).
+            lb_policy="MAGLEV",
         ),
     ]

@@ -46,6 +46,8 @@ from fitedge.sse import lua_sse, sse_routes, sse_rpcs
 # Legacy paths that answered 201 Created; the transcoder can only say 200.
 CREATED_PATHS = ["/users", "/bootstrap/admin"]
 JWT_PROVIDER = "fitco"
+# The verified token's subject (the user id), set by jwt_authn for routing; never the client's.
+USER_HEADER = "x-fitco-user"
 
 
 # A signed-in RPC of the accounts service that also checks a password (two hashes).
@@ -141,6 +143,9 @@ def _realtime_route(rpc: EdgeRpc, params: EnvoyParams) -> dict[str, Any]:
             "timeout": "0s",
             "idle_timeout": f"{idle}s",
             "retry_policy": {"num_retries": 0},
+            # All of a user's streams on one instance (consistent hashing on the verified
+            # user): the contract's "5 streams per user" is that instance's count.
+            "hash_policy": [{"header": {"header_name": USER_HEADER}}],
         }
     if _is_read(rpc):
         return {
@@ -496,6 +501,9 @@ def http_filters(params: EnvoyParams) -> list[dict[str, Any]]:
                         "clock_skew_seconds": 10,
                         # The verified claims, for the per-user limit and the access log.
                         "payload_in_metadata": JWT_METADATA,
+                        # The verified user, for routing a user's streams to one realtime
+                        # instance (its per-user cap is then the user's).
+                        "claim_to_headers": [{"header_name": USER_HEADER, "claim_name": "sub"}],
                     }
                 },
                 "rules": jwt_rules(params),

@@ -185,23 +185,53 @@ def _grpc_watch(target: str, user: User) -> tuple[grpc.Channel, queue.Queue[Any]
 
 
 def test_watchers_on_both_realtime_instances_get_the_event(mesh: RunningMesh) -> None:
+    """Whichever instance holds a watcher, it gets the event the monolith produced. Envoy puts
+    all of a user's streams on one instance (hash on the verified user), so one user is also
+    watched straight on each instance; other users' streams through Envoy spread over both."""
     c = mesh.client()
-    user = register(c)
-    goal_id = _goal(c, mesh, user, 79)
     cfg = mesh.mesh.config
-    targets = [f"{mesh.host}:{cfg.realtime_port + i}" for i in range(cfg.realtime_instances)]
-    # One watcher straight on each instance, and four through Envoy (spread by it).
-    targets += [f"{mesh.host}:{mesh.port}"] * 4
-    watchers = [_grpc_watch(t, user) for t in targets[:5]]  # at most 5 streams per user
+    users = [register(c) for _ in range(8)]
+    goals = [_goal(c, mesh, u, 79) for u in users]
+    direct = [f"{mesh.host}:{cfg.realtime_port + i}" for i in range(cfg.realtime_instances)]
+    edge = f"{mesh.host}:{mesh.port}"
+    # The first user: one watcher on each instance and two through Envoy; the others: one each.
+    plan = [(users[0], t) for t in [*direct, edge, edge]] + [(u, edge) for u in users[1:]]
+    watchers = [(u, _grpc_watch(t, u)) for u, t in plan]
     try:
         time.sleep(1.0)
-        before = mesh.admin.per_host("realtime")
-        assert len([h for h, n in before.items() if n > 0]) == cfg.realtime_instances, before
-        _weigh(c, user, 79)
-        for _, got, _ in watchers:
+        for u in users:
+            _weigh(c, u, 79)
+        for u, (_, got, _) in watchers:
             event = got.get(timeout=5)
-            assert (event.type, event.goal_achieved.goal_id) == ("GOAL_ACHIEVED", goal_id)
-        # A subscription change comes from billing, another producer: it reaches them too.
+            assert (event.type, event.goal_achieved.goal_id) == (
+                "GOAL_ACHIEVED",
+                goals[users.index(u)],
+            )
+    finally:
+        for _, (channel, _, stream) in watchers:
+            stream.cancel()
+            channel.close()
+
+
+def test_a_users_streams_meet_on_one_instance_and_are_capped_at_five(mesh: RunningMesh) -> None:
+    c = mesh.client()
+    user = register(c)
+    edge = f"{mesh.host}:{mesh.port}"
+    before = mesh.admin.per_host("realtime")
+    watchers = [_grpc_watch(edge, user) for _ in range(5)]
+    try:
+        time.sleep(1.0)
+        after = mesh.admin.per_host("realtime")
+        grew = [h for h in after if after[h] > before.get(h, 0)]
+        assert len(grew) == 1, (before, after)
+        # A sixth, even with a forged user header (jwt_authn sets it from the token).
+        sixth = events_pb2_grpc.EventServiceStub(grpc.insecure_channel(edge)).WatchEvents(
+            events_pb2.WatchEventsRequest(),
+            metadata=(*_auth(user), ("x-fitco-user", "somebody-else")),
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            next(iter(sixth))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     finally:
         for channel, _, stream in watchers:
             stream.cancel()

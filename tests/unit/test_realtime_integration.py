@@ -145,6 +145,19 @@ def test_streams_have_no_route_timeout_an_idle_timeout_above_their_keepalive_and
     assert idle[CONNECT] > GroupLimits().idle_seconds
 
 
+def test_a_users_streams_go_to_one_instance_by_the_verified_user() -> None:
+    """The per-user stream cap is a realtime instance's count: Envoy must send all of a user's
+    streams to one instance, keyed by the user jwt_authn verified (not by a client header)."""
+    config = fitedge.render(_params())
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    assert clusters[fitedge.REALTIME_CLUSTER]["lb_policy"] == "MAGLEV"
+    by_path = _routes()
+    for path in (WATCH, CONNECT):
+        assert by_path[path]["hash_policy"] == [{"header": {"header_name": "x-fitco-user"}}]
+    (jwt,) = re.findall(r"'claim_to_headers': (\[[^\]]*\])", str(config))
+    assert jwt == "[{'header_name': 'x-fitco-user', 'claim_name': 'sub'}]"
+
+
 def test_group_reads_are_retried_on_another_instance_writes_only_when_never_sent() -> None:
     by_path = _routes()
     svc = "/fitco.groups.v1.GroupService"
