@@ -152,7 +152,11 @@ def build(
     if "events" in features:
         parts["events"] = build_events(env, bus, clock)
     if "groups" in features:
-        parts["groups"] = build_groups(env, nc=bus.nc, clock=clock)
+        groups = build_groups(env, nc=bus.nc, clock=clock)
+        # Group messages are at most once on the bus: after a reconnect, members catch up from
+        # the database at once rather than at the next presence refresh.
+        bus.on_reconnect(groups.hub.catch_up)
+        parts["groups"] = groups
     monolith = MonolithTokenCheck(
         env.get_str("FITCO_MONOLITH_TARGET", "127.0.0.1:50051"),
         env.get_float("REALTIME_MONOLITH_DEADLINE_SECONDS", 2.0),

@@ -44,7 +44,7 @@ from tests.conftest import (
     onboard,
     running_monolith,
 )
-from tests.natsfix import NatsServer
+from tests.natsfix import NatsServer, start_nats
 from tests.rpc import error_reason, expect_error, field_violations
 from tests.service.group_members import Ended, GroupsService, Member, running_groups, wait_for
 from tests.service.inproc import running_coach
@@ -621,6 +621,40 @@ def test_a_lost_last_message_arrives_all_the_same(
         assert b.quiet(0.5)  # once
         a.close()
         b.close()
+
+
+def test_members_catch_up_as_soon_as_the_bus_is_back(
+    monolith: RunningMonolith, key_dir: Path, tmp_path: Path, realtime_url: str
+) -> None:
+    """A message stored while NATS was down (so never on the bus) reaches the members right
+    after the reconnect, not at the next presence refresh (an hour here)."""
+    bus = start_nats(tmp_path / "nats")
+    port = bus.port
+    try:
+        with running_groups(
+            monolith, key_dir, bus.url, realtime_url, REALTIME_GROUP_PRESENCE_SECONDS="3600"
+        ) as svc:
+            owner, sam = svc.user(), svc.user()
+            group = svc.group_of(owner, sam)
+            a = svc.connect(owner, group.id)
+            a.welcome()
+            b = svc.connect(sam, group.id)
+            b.welcome()
+            assert a.message().type == "MEMBER_JOINED"
+            bus.stop()
+            missed = messages.new_message(messages.CHAT, 0, "", datetime.now(UTC))
+            missed.chat.text = "said while the bus was down"
+            stored = svc.feature.live.post(
+                owner.id, group.id, _connection_id(svc, owner.id, group.id), missed
+            )
+            assert b.quiet(1.0)
+            bus = start_nats(tmp_path / "nats", port)
+            assert b.message(timeout=10) == stored
+            assert a.message(timeout=10) == stored
+            a.close()
+            b.close()
+    finally:
+        bus.stop()
 
 
 def _connection_id(svc: GroupsService, user_id: int, group_id: int) -> str:
