@@ -98,6 +98,12 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return _run(str(VENV_BIN / "python"), "-m", "monolith", "migrate")
 
 
+def cmd_seed(args: argparse.Namespace) -> int:
+    from devtools import seed  # noqa: PLC0415 - imports the monolith (not needed elsewhere)
+
+    return seed.run(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     return mesh.run(args)
 
@@ -189,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seconds", type=int, default=8, help="measurement per cell (default 8)")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser(
+        "seed", help="seed N onboarded users into the configured database: seed users N --out F"
+    )
+    p.add_argument("what", choices=["users"])
+    p.add_argument("count", type=int, metavar="N")
+    p.add_argument("--out", required=True, help="CSV of email,password (with a header)")
+    p.set_defaults(func=cmd_seed)
     p = sub.add_parser("bruno", help="run the Bruno collection against a fresh local mesh")
     p.add_argument("--base-url", help="run against this URL instead of a fresh mesh")
     p.add_argument("--bootstrap-key", help="with --base-url: the bootstrap key")
