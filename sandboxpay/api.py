@@ -26,6 +26,7 @@ from typing import Any, Final
 from fitcore.clock import Clock
 from sandboxpay.cards import CardError, inspect
 from sandboxpay.store import REQUIRES_ACTION, ApiError, Charge, Refund, Store
+from sandboxpay.webhooks import event_charge
 
 log = logging.getLogger("sandboxpay.api")
 
@@ -128,21 +129,15 @@ def fingerprint(body: dict[str, Any]) -> str:
 
 
 def charge_json(charge: Charge, base_url: str) -> dict[str, Any]:
+    """The charge as the API answers it: what events carry, and its description, creation
+    time and the next action a 3-D Secure charge waits for."""
     next_action = None
     if charge.status == REQUIRES_ACTION:
         url = f"{base_url}/v1/charges/{charge.id}/confirm"
         next_action = {"type": "authenticate", "url": url}
     return {
-        "id": charge.id,
-        "status": charge.status,
-        "amount": charge.amount,
-        "currency": charge.currency,
-        "amount_refunded": charge.amount_refunded,
-        "failure_code": charge.failure_code or None,
-        "card_brand": charge.card_brand,
-        "card_last4": charge.card_last4,
+        **event_charge(charge),
         "description": charge.description,
-        "metadata": dict(charge.metadata),
         "created": charge.created,
         "next_action": next_action,
     }

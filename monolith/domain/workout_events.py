@@ -16,7 +16,7 @@ the change that causes it:
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from fitco.events.v1 import events_pb2
 from fitco.groups.v1 import groups_pb2
@@ -99,6 +99,22 @@ def streak(s: Session, user_id: int, today: date, now: datetime) -> None:
     sent = s.scalar(select(UserRow.last_streak_day).where(UserRow.id == user_id))
     if sent is not None and sent >= today:
         return
+    # Most calls end here, cheaply (two days by the (user_id, day) index): no training today
+    # (a past day was logged: the streak is told when today's training extends it), or none
+    # yesterday (no streak). The whole history is read once per user and day at most.
+    recent = set(
+        s.scalars(
+            select(HistoryRow.day)
+            .distinct()
+            .where(
+                HistoryRow.user_id == user_id,
+                HistoryRow.source.in_(DONE_SOURCES),
+                HistoryRow.day.in_([today, today - timedelta(days=1)]),
+            )
+        )
+    )
+    if len(recent) < 2:
+        return
     days = set(
         s.scalars(
             select(HistoryRow.day)
@@ -110,11 +126,7 @@ def streak(s: Session, user_id: int, today: date, now: datetime) -> None:
             )
         )
     )
-    if today not in days:
-        return  # a past day was logged: the streak is told when today's training extends it
     count = streak_days(days, today)
-    if count < 2:
-        return
     claimed = s.execute(
         update(UserRow)
         .where(
